@@ -1,0 +1,1 @@
+"""Identity: access keys and principals, SigV4 verification, registry login tokens."""

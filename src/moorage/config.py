@@ -1,0 +1,108 @@
+"""Settings: one typed object, built once at start from flags > ``MOORAGE_*`` environment.
+
+| setting | flag | environment | default |
+|---|---|---|---|
+| host | ``--host`` | ``MOORAGE_HOST`` | ``127.0.0.1`` |
+| port | ``--port`` | ``MOORAGE_PORT`` | ``5000`` |
+| data_dir | ``--data-dir`` | ``MOORAGE_DATA_DIR`` | ``./moorage-data`` |
+| database_url | ``--database-url`` | ``MOORAGE_DATABASE_URL`` | ``sqlite:///<data_dir>/moorage.db`` |
+| account_id | | ``MOORAGE_ACCOUNT_ID`` | ``000000000000`` |
+| region | | ``MOORAGE_REGION`` | ``us-east-1`` |
+| registry_host | | ``MOORAGE_REGISTRY_HOST`` | the request's Host |
+| admin key | | ``MOORAGE_ADMIN_ACCESS_KEY_ID`` + ``MOORAGE_ADMIN_SECRET_ACCESS_KEY`` | generated |
+| token_secret | | ``MOORAGE_TOKEN_SECRET`` | ``<data_dir>/token-secret`` (generated) |
+| log_format | | ``MOORAGE_LOG_FORMAT`` (``console``/``json``) | ``console`` |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[0-9a-z-]{2,25}")
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one Moorage process.
+
+    Raises:
+        SettingsError: on construction, when a value is invalid.
+    """
+
+    data_dir: Path = Path("moorage-data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    registry_host: str | None = None
+    admin_access_key_id: str | None = None
+    admin_secret_access_key: str | None = None
+    token_secret: str | None = None
+    log_format: str = "console"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _ACCOUNT_ID.fullmatch(self.account_id):
+            raise SettingsError(f"MOORAGE_ACCOUNT_ID must be 12 digits, not {self.account_id!r}")
+        if not _REGION.fullmatch(self.region):
+            raise SettingsError(f"MOORAGE_REGION is not a region name: {self.region!r}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port out of range: {self.port}")
+        if bool(self.admin_access_key_id) != bool(self.admin_secret_access_key):
+            raise SettingsError(
+                "set both MOORAGE_ADMIN_ACCESS_KEY_ID and MOORAGE_ADMIN_SECRET_ACCESS_KEY, or neither"
+            )
+        if self.log_format not in ("console", "json"):
+            raise SettingsError("MOORAGE_LOG_FORMAT must be 'console' or 'json'")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL: ``database_url`` or SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'moorage.db'}"
+
+    @classmethod
+    def from_environment(cls, **overrides: object) -> Settings:
+        """Build settings from ``MOORAGE_*`` variables, then apply non-None ``overrides`` (flags).
+
+        Raises:
+            SettingsError: a value is invalid.
+        """
+        env = os.environ
+        values: dict[str, object] = {
+            "data_dir": Path(env.get("MOORAGE_DATA_DIR", "moorage-data")),
+            "database_url": env.get("MOORAGE_DATABASE_URL") or None,
+            "host": env.get("MOORAGE_HOST", "127.0.0.1"),
+            "port": _int_env("MOORAGE_PORT", 5000),
+            "account_id": env.get("MOORAGE_ACCOUNT_ID", "000000000000"),
+            "region": env.get("MOORAGE_REGION", "us-east-1"),
+            "registry_host": env.get("MOORAGE_REGISTRY_HOST") or None,
+            "admin_access_key_id": env.get("MOORAGE_ADMIN_ACCESS_KEY_ID") or None,
+            "admin_secret_access_key": env.get("MOORAGE_ADMIN_SECRET_ACCESS_KEY") or None,
+            "token_secret": env.get("MOORAGE_TOKEN_SECRET") or None,
+            "log_format": env.get("MOORAGE_LOG_FORMAT", "console"),
+        }
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = Path(value) if key == "data_dir" else value  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None

@@ -1,0 +1,402 @@
+"""The ``/v2/`` route table and handlers (OCI distribution-spec v1.1, "Endpoints").
+
+Routes are data: a path pattern (the repository name may contain ``/``) and a method → handler
+map, matched in order. Handlers parse the HTTP request, call one domain service, and shape the
+response; every error is served once by :class:`DistributionApp` through
+:mod:`moorage.distribution.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, Response
+
+from moorage import errors
+from moorage.distribution.auth import authenticate
+from moorage.distribution.errors import API_VERSION_HEADER, OciError, error_response, from_domain
+from moorage.images.digests import parse_digest
+from moorage.images.manifests import MAX_MANIFEST_BYTES
+from moorage.images.media_types import OCI_INDEX
+from moorage.images.references import parse_repository_name
+from moorage.services import Services
+
+log = structlog.get_logger("moorage.distribution")
+
+FLUSH_BYTES = 1024 * 1024
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+Handler = Callable[["Call"], Awaitable[Response]]
+
+
+class Call:
+    """One ``/v2/`` request being handled: the request, the services and the path values."""
+
+    def __init__(self, request: Request, services: Services, values: dict[str, str]) -> None:
+        self.request = request
+        self.services = services
+        self.name = values.get("name", "")
+        self.values = values
+
+    def upload_headers(self, upload_id: str, size: int) -> dict[str, str]:
+        """Location, Range and Docker-Upload-UUID of an upload session holding ``size`` bytes."""
+        return {
+            "Location": f"/v2/{self.name}/blobs/uploads/{upload_id}",
+            "Range": f"0-{max(size - 1, 0)}",
+            "Docker-Upload-UUID": upload_id,
+        }
+
+
+# -- base ----------------------------------------------------------------------------------
+
+
+async def api_version_check(call: Call) -> Response:
+    """``GET /v2/``: 200 ``{}`` once authenticated."""
+    return Response("{}", 200, media_type="application/json")
+
+
+# -- manifests -------------------------------------------------------------------------------
+
+
+def _accepts(request: Request, media_type: str) -> bool:
+    accept = request.headers.getlist("accept")
+    if not accept:
+        return True
+    offered = {part.split(";", 1)[0].strip().lower() for value in accept for part in value.split(",")}
+    return not offered or media_type in offered or "*/*" in offered or "" in offered
+
+
+async def get_manifest(call: Call) -> Response:
+    """``GET``/``HEAD /v2/<name>/manifests/<reference>`` by tag or digest.
+
+    A client whose ``Accept`` excludes the stored media type gets ``MANIFEST_UNKNOWN`` (404):
+    Moorage never converts manifests (ecr-api.md §9.4).
+    """
+    head = call.request.method == "HEAD"
+    stored = await run_in_threadpool(
+        call.services.images.get, call.name, call.values["reference"], record_pull=not head
+    )
+    if not _accepts(call.request, stored.media_type):
+        raise OciError(
+            "MANIFEST_UNKNOWN",
+            f"the manifest is stored as {stored.media_type}, which the request's Accept header "
+            "does not list",
+            404,
+        )
+    headers = {
+        "Docker-Content-Digest": stored.digest,
+        "ETag": f'"{stored.digest}"',
+        "Content-Length": str(len(stored.content)),
+    }
+    return Response(b"" if head else stored.content, 200, headers=headers, media_type=stored.media_type)
+
+
+async def put_manifest(call: Call) -> Response:
+    """``PUT /v2/<name>/manifests/<reference>``: 201 with Location and Docker-Content-Digest
+    (and ``OCI-Subject`` when the manifest has a subject)."""
+    reference = call.values["reference"]
+    content = await _read_limited(call.request, MAX_MANIFEST_BYTES)
+    by_digest = ":" in reference
+    result = await run_in_threadpool(
+        call.services.images.put,
+        call.name,
+        content,
+        call.request.headers.get("content-type"),
+        tag=None if by_digest else reference,
+        expected_digest=reference if by_digest else None,
+    )
+    manifest = result.manifest
+    headers = {
+        "Location": f"/v2/{call.name}/manifests/{manifest.digest}",
+        "Docker-Content-Digest": manifest.digest,
+    }
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = manifest.subject.digest
+    log.info("manifest.put", repository=call.name, reference=reference, digest=manifest.digest)
+    return Response(b"", 201, headers=headers)
+
+
+async def delete_manifest(call: Call) -> Response:
+    """``DELETE /v2/<name>/manifests/<reference>``: 202. By digest, the image and its tags; by
+    tag, the tag (and the image when it was its last tag, as ECR's BatchDeleteImage)."""
+    await run_in_threadpool(call.services.images.delete, call.name, call.values["reference"])
+    log.info("manifest.delete", repository=call.name, reference=call.values["reference"])
+    return Response(b"", 202)
+
+
+# -- blobs -----------------------------------------------------------------------------------
+
+
+async def get_blob(call: Call) -> Response:
+    """``GET``/``HEAD /v2/<name>/blobs/<digest>``, with ``Range`` support (206/416)."""
+    digest = call.values["digest"]
+    size = await run_in_threadpool(call.services.blobs.stat, call.name, digest)
+    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
+    if call.request.method == "HEAD":
+        headers["Content-Length"] = str(size)
+        return Response(b"", 200, headers=headers, media_type="application/octet-stream")
+    return FileResponse(
+        call.services.blobs.path(digest), headers=headers, media_type="application/octet-stream"
+    )
+
+
+async def delete_blob(call: Call) -> Response:
+    """``DELETE /v2/<name>/blobs/<digest>``: unlink from the repository, 202."""
+    await run_in_threadpool(call.services.blobs.unlink, call.name, call.values["digest"])
+    return Response(b"", 202)
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+
+async def start_upload(call: Call) -> Response:
+    """``POST /v2/<name>/blobs/uploads/``: a session (202), a monolithic upload with
+    ``?digest=`` (201), or a cross-repository mount with ``?mount=&from=`` (201, else 202)."""
+    params = call.request.query_params
+    uploads = call.services.uploads
+    mount, source = params.get("mount"), params.get("from")
+    if mount is not None and source is not None:
+        parse_digest(mount)
+        try:
+            parse_repository_name(source)
+            mounted = await run_in_threadpool(call.services.blobs.mount, call.name, mount, source)
+        except errors.InvalidRepositoryName:
+            mounted = False
+        if mounted:
+            return _blob_created(call, mount)
+    digest = params.get("digest")
+    if digest is not None:
+        parse_digest(digest)
+    upload_id = await run_in_threadpool(uploads.start, call.name)
+    if digest is None:
+        return Response(b"", 202, headers=call.upload_headers(upload_id, 0))
+    await _receive(call, upload_id, start=0)
+    await run_in_threadpool(uploads.complete, call.name, upload_id, digest)
+    return _blob_created(call, digest)
+
+
+async def upload_status(call: Call) -> Response:
+    """``GET /v2/<name>/blobs/uploads/<id>``: 204 with the received ``Range``."""
+    upload_id = call.values["upload_id"]
+    size = await run_in_threadpool(call.services.uploads.size, call.name, upload_id)
+    return Response(b"", 204, headers=call.upload_headers(upload_id, size))
+
+
+async def patch_upload(call: Call) -> Response:
+    """``PATCH /v2/<name>/blobs/uploads/<id>``: append a chunk (``Content-Range`` checked;
+    out of order → 416 with the current ``Range``), 202."""
+    upload_id = call.values["upload_id"]
+    size = await _receive(call, upload_id, start=None)
+    return Response(b"", 202, headers=call.upload_headers(upload_id, size))
+
+
+async def put_upload(call: Call) -> Response:
+    """``PUT /v2/<name>/blobs/uploads/<id>?digest=``: append the optional last chunk, verify
+    and publish; 201 with Location. ``DIGEST_INVALID`` when the bytes hash differently."""
+    upload_id = call.values["upload_id"]
+    digest = call.request.query_params.get("digest")
+    if digest is None:
+        raise OciError("DIGEST_INVALID", "the digest query parameter is required", 400)
+    parse_digest(digest)
+    if _has_body(call.request):
+        await _receive(call, upload_id, start=None)
+    await run_in_threadpool(call.services.uploads.complete, call.name, upload_id, digest)
+    log.info("blob.uploaded", repository=call.name, digest=digest)
+    return _blob_created(call, digest)
+
+
+async def cancel_upload(call: Call) -> Response:
+    """``DELETE /v2/<name>/blobs/uploads/<id>``: 204."""
+    await run_in_threadpool(call.services.uploads.cancel, call.name, call.values["upload_id"])
+    return Response(b"", 204)
+
+
+def _blob_created(call: Call, digest: str) -> Response:
+    return Response(
+        b"", 201,
+        headers={"Location": f"/v2/{call.name}/blobs/{digest}", "Docker-Content-Digest": digest},
+    )
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+async def _receive(call: Call, upload_id: str, start: int | None) -> int:
+    """Stream the request body into the upload, hashing on the way; return the new size.
+
+    ``Content-Range`` (if sent) must start at the current size, and the body must have exactly
+    its length; a failed or short chunk is cut back so the session stays as it was.
+    """
+    request = call.request
+    expected_length = None
+    content_range = request.headers.get("content-range")
+    if content_range is not None:
+        match = _CONTENT_RANGE.fullmatch(content_range.strip())
+        if match is None or int(match.group(2)) < int(match.group(1)):
+            raise OciError("BLOB_UPLOAD_INVALID", f"malformed Content-Range '{content_range[:100]}'", 416)
+        range_start = int(match.group(1))
+        if start is not None and range_start != start:
+            raise OciError("BLOB_UPLOAD_INVALID", "Content-Range does not start at 0", 416)
+        start = range_start
+        expected_length = int(match.group(2)) - range_start + 1
+    uploads = call.services.uploads
+    try:
+        append = await run_in_threadpool(uploads.append, call.name, upload_id, start)
+    except errors.UploadOffsetMismatch as error:
+        raise OciError(
+            "BLOB_UPLOAD_INVALID", error.message, 416,
+            headers=call.upload_headers(upload_id, error.size_bytes),
+        ) from None
+    try:
+        buffer = bytearray()
+        async for chunk in request.stream():
+            buffer += chunk
+            if len(buffer) >= FLUSH_BYTES:
+                data = bytes(buffer)
+                buffer.clear()
+                await run_in_threadpool(append.write, data)
+        if buffer:
+            await run_in_threadpool(append.write, bytes(buffer))
+        received = append.size_bytes - append.start
+        if expected_length is not None and received != expected_length:
+            raise OciError(
+                "BLOB_UPLOAD_INVALID",
+                f"Content-Range announces {expected_length} bytes but the body has {received}",
+                400,
+            )
+    except BaseException as error:
+        await run_in_threadpool(append.__exit__, type(error), error, None)
+        raise
+    await run_in_threadpool(append.__exit__, None, None, None)
+    return append.size_bytes
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise OciError("SIZE_INVALID", f"the manifest is larger than {limit} bytes", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OciError("SIZE_INVALID", f"the manifest is larger than {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- tags and referrers ----------------------------------------------------------------------
+
+
+async def list_tags(call: Call) -> Response:
+    """``GET /v2/<name>/tags/list[?n=&last=]``: lexical order, ``Link`` to the next page."""
+    params = call.request.query_params
+    limit = None
+    if "n" in params:
+        if not params["n"].isdigit():
+            raise OciError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", 400)
+        limit = int(params["n"])
+    last = params.get("last")
+    tags, more = await run_in_threadpool(call.services.images.tags, call.name, last, limit)
+    headers = {}
+    if more and tags:
+        query = urlencode({"n": limit, "last": tags[-1]})
+        headers["Link"] = f'</v2/{quote(call.name)}/tags/list?{query}>; rel="next"'
+    body = json.dumps({"name": call.name, "tags": tags})
+    return Response(body, 200, headers=headers, media_type="application/json")
+
+
+async def list_referrers(call: Call) -> Response:
+    """``GET /v2/<name>/referrers/<digest>[?artifactType=]``: an OCI index of referrers."""
+    artifact_type = call.request.query_params.get("artifactType")
+    referrers = await run_in_threadpool(
+        call.services.images.referrers, call.name, call.values["digest"], artifact_type
+    )
+    manifests = []
+    for referrer in referrers:
+        descriptor: dict[str, Any] = {
+            "mediaType": referrer.media_type, "digest": referrer.digest, "size": referrer.size,
+        }
+        if referrer.artifact_type:
+            descriptor["artifactType"] = referrer.artifact_type
+        if referrer.annotations:
+            descriptor["annotations"] = referrer.annotations
+        manifests.append(descriptor)
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
+    return Response(body, 200, headers=headers, media_type=OCI_INDEX)
+
+
+# -- the table -------------------------------------------------------------------------------
+
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r""), {"GET": api_version_check, "HEAD": api_version_check}),
+    (re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)"),
+     {"GET": get_manifest, "HEAD": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest}),
+    (re.compile(r"(?P<name>.+)/blobs/uploads/?"), {"POST": start_upload}),
+    (re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
+     {"GET": upload_status, "PATCH": patch_upload, "PUT": put_upload, "DELETE": cancel_upload}),
+    (re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
+     {"GET": get_blob, "HEAD": get_blob, "DELETE": delete_blob}),
+    (re.compile(r"(?P<name>.+)/tags/list"), {"GET": list_tags}),
+    (re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": list_referrers}),
+]
+
+
+class DistributionApp:
+    """ASGI endpoint for every path under ``/v2/``: authenticate, route, serve errors once."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def __call__(self, request: Request) -> Response:
+        head = request.method == "HEAD"
+        try:
+            authenticate(self.services, request)
+            handler, values = self._route(request)
+            if "name" in values:
+                parse_repository_name(values["name"])
+            response = await handler(Call(request, self.services, values))
+        except OciError as error:
+            response = error_response(error, head=head)
+        except errors.MoorageError as error:
+            response = error_response(from_domain(error), head=head)
+        except ClientDisconnect:
+            return Response(b"", 400)
+        except Exception:
+            log.exception("distribution.unexpected_error", path=request.url.path)
+            response = error_response(
+                OciError("UNKNOWN", "an internal error occurred; see the server log", 500),
+                head=head,
+            )
+        if response.status_code >= 400:
+            log.info("distribution.error", method=request.method, path=request.url.path,
+                     status=response.status_code)
+        response.headers.update(API_VERSION_HEADER)
+        return response
+
+    def _route(self, request: Request) -> tuple[Handler, dict[str, str]]:
+        path = request.url.path
+        if not path.startswith("/v2"):
+            raise OciError("NAME_UNKNOWN", "not found", 404)
+        rest = path[3:].lstrip("/")
+        for pattern, methods in ROUTES:
+            match = pattern.fullmatch(rest)
+            if match is None:
+                continue
+            handler = methods.get(request.method)
+            if handler is None:
+                raise OciError("UNSUPPORTED", f"{request.method} is not supported here", 405)
+            return handler, match.groupdict()
+        raise OciError("NAME_UNKNOWN", f"no such endpoint: {path[:200]}", 404)

@@ -1,0 +1,31 @@
+"""What an ECR operation handler receives besides its input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moorage.auth.principals import Principal
+from moorage.services import Services
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """The caller and the registry, for one ECR request.
+
+    Attributes:
+        services: the domain services.
+        principal: who signed the request.
+        registry_host: host[:port] of the data plane, for ``repositoryUri`` and
+            ``proxyEndpoint`` (``MOORAGE_REGISTRY_HOST`` or the request's Host).
+        scheme: ``https`` when ``MOORAGE_REGISTRY_HOST`` is set, else the request's scheme.
+    """
+
+    services: Services
+    principal: Principal
+    registry_host: str
+    scheme: str
+
+    @property
+    def registry_id(self) -> str:
+        """The 12-digit account id of this registry."""
+        return self.services.context.registry_id

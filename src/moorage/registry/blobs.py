@@ -1,0 +1,144 @@
+"""Blobs as a repository sees them: available only when linked to it (pushed or mounted there).
+
+Sources: OCI distribution-spec v1.1 "Pulling blobs", "Deleting blobs", "Mounting a blob from
+another repository"; ecr-api.md §9.6.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from moorage import errors
+from moorage.images.digests import parse_digest
+from moorage.registry.context import RegistryContext
+from moorage.storage.metadata.database import insert_ignoring_duplicates
+from moorage.storage.metadata.schema import (
+    Blob,
+    Image,
+    ImageReference,
+    Repository,
+    RepositoryBlob,
+)
+
+
+class BlobService:
+    """Look up, serve, link and unlink blobs of a repository."""
+
+    def __init__(self, context: RegistryContext) -> None:
+        self.context = context
+
+    def stat(self, repository_name: str, digest: str) -> int:
+        """Size in bytes of blob ``digest`` in the repository.
+
+        Raises:
+            InvalidDigest: malformed digest (OCI ``DIGEST_INVALID``).
+            RepositoryNotFound: no such repository (``NAME_UNKNOWN``).
+            BlobNotFound: not linked to the repository (``BLOB_UNKNOWN``).
+        """
+        parse_digest(digest)
+        with self.context.database.transaction() as session:
+            row = session.execute(
+                select(Repository.id, Blob.size_bytes)
+                .select_from(Repository)
+                .outerjoin(
+                    RepositoryBlob,
+                    (RepositoryBlob.repository_id == Repository.id)
+                    & (RepositoryBlob.digest == digest),
+                )
+                .outerjoin(Blob, Blob.digest == RepositoryBlob.digest)
+                .where(
+                    Repository.registry_id == self.context.registry_id,
+                    Repository.name == repository_name,
+                )
+            ).one_or_none()
+        if row is None:
+            raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
+        if row.size_bytes is None:
+            raise errors.BlobNotFound(f"blob {digest} is unknown to repository '{repository_name}'")
+        return int(row.size_bytes)
+
+    def path(self, digest: str) -> Path:
+        """Where the blob's bytes are (filesystem store)."""
+        return self.context.blobs.blob_path(digest)
+
+    def mount(self, repository_name: str, digest: str, from_repository: str) -> bool:
+        """Link blob ``digest`` of ``from_repository`` into ``repository_name``.
+
+        Returns:
+            True when the blob is now available in the target; False when the source does not
+            have it (the caller then starts an ordinary upload, as the spec asks).
+
+        Raises:
+            RepositoryNotFound: the target repository does not exist.
+        """
+        parse_digest(digest)
+        with self.context.database.transaction() as session:
+            target = self.context.repository(session, repository_name)
+            source_has_it = session.scalar(
+                select(
+                    exists().where(
+                        RepositoryBlob.digest == digest,
+                        RepositoryBlob.repository_id == Repository.id,
+                        Repository.registry_id == self.context.registry_id,
+                        Repository.name == from_repository,
+                    )
+                )
+            )
+            if not source_has_it:
+                return False
+            link_blob(session, target.id, digest, self.context.clock.now())
+        return True
+
+    def unlink(self, repository_name: str, digest: str) -> None:
+        """Make blob ``digest`` unavailable in the repository (the bytes stay until GC).
+
+        Raises:
+            InvalidDigest: malformed digest.
+            RepositoryNotFound: no such repository.
+            BlobNotFound: the blob is not linked to the repository.
+            BlobInUse: an image of the repository references it (delete the image first).
+        """
+        parse_digest(digest)
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, repository_name, for_update=True)
+            in_use = session.scalar(
+                select(
+                    exists().where(
+                        ImageReference.digest == digest,
+                        ImageReference.kind == "blob",
+                        ImageReference.image_id == Image.id,
+                        Image.repository_id == repository.id,
+                    )
+                )
+            )
+            if in_use:
+                raise errors.BlobInUse(
+                    f"blob {digest} is referenced by an image of '{repository_name}'; "
+                    "delete the image first"
+                )
+            result = session.execute(
+                delete(RepositoryBlob).where(
+                    RepositoryBlob.repository_id == repository.id, RepositoryBlob.digest == digest
+                )
+            )
+            if result.rowcount == 0:
+                raise errors.BlobNotFound(
+                    f"blob {digest} is unknown to repository '{repository_name}'"
+                )
+
+
+def link_blob(session: Session, repository_id: int, digest: str, now: float) -> None:
+    """Link a published blob to a repository inside ``session``; already linked is fine."""
+    insert_ignoring_duplicates(
+        session, RepositoryBlob, {"repository_id": repository_id, "digest": digest, "created_at": now}
+    )
+
+
+def record_blob(session: Session, digest: str, size_bytes: int, now: float) -> None:
+    """Record a published, verified blob inside ``session``; already recorded is fine."""
+    insert_ignoring_duplicates(
+        session, Blob, {"digest": digest, "size_bytes": size_bytes, "created_at": now}
+    )

@@ -1,0 +1,54 @@
+"""What every domain service needs: the stores, the clock and the registry's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from moorage.clock import Clock
+from moorage.errors import RepositoryNotFound
+from moorage.storage.blobs.filesystem import FilesystemBlobStore
+from moorage.storage.metadata.database import Database
+from moorage.storage.metadata.schema import Repository
+
+
+@dataclass
+class RegistryContext:
+    """Shared dependencies of the domain services.
+
+    Attributes:
+        database: metadata store.
+        blobs: blob store.
+        clock: source of epoch-second timestamps.
+        registry_id: the 12-digit account id this registry serves.
+        region: the AWS region name it answers as.
+    """
+
+    database: Database
+    blobs: FilesystemBlobStore
+    clock: Clock
+    registry_id: str
+    region: str
+
+    def repository(self, session: Session, name: str, *, for_update: bool = False) -> Repository:
+        """The repository row named ``name``.
+
+        Args:
+            for_update: lock the row until the transaction ends (serialises writers of one
+                repository on PostgreSQL; SQLite transactions are serialised already).
+
+        Raises:
+            RepositoryNotFound: no such repository (ECR ``RepositoryNotFoundException``,
+                OCI ``NAME_UNKNOWN``).
+        """
+        query = select(Repository).where(
+            Repository.registry_id == self.registry_id, Repository.name == name
+        )
+        if for_update and not self.database.is_sqlite:
+            query = query.with_for_update()
+        repository = session.scalars(query).one_or_none()
+        if repository is None:
+            raise RepositoryNotFound(name, self.registry_id)
+        return repository

@@ -1,0 +1,240 @@
+"""Upload sessions, shared by the OCI upload routes and ECR's layer-upload operations.
+
+A session is a row in ``upload_sessions`` plus a data file in the blob store, so it survives a
+restart and can be continued by another process. Bytes are hashed as they are appended; the
+running hasher is kept in process memory keyed by (upload id, offset) and used on completion
+when it covers every byte, otherwise the stored data is hashed again (the always-correct path).
+
+Sources: OCI distribution-spec v1.1 "Pushing blobs" (monolithic, chunked, status, cancel);
+ecr-api.md §3.10–3.12 (InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from moorage import errors
+from moorage.images.digests import parse_digest
+from moorage.registry.blobs import link_blob, record_blob
+from moorage.registry.context import RegistryContext
+from moorage.storage.metadata.schema import UploadSession
+
+_UUID_LENGTH = 36
+
+
+@dataclass
+class _RunningHash:
+    hasher: hashlib._Hash
+    offset: int
+
+
+class Append:
+    """An exclusive append to one upload session; use as a context manager.
+
+    ``write`` hashes and writes bytes (blocking I/O: call it off the event loop); leaving the
+    block normally records the new size, leaving it by an exception cuts the data back to
+    where it was, so a failed chunk leaves no trace.
+    """
+
+    def __init__(self, service: UploadService, upload_id: str, fd: int, start: int) -> None:
+        self._service = service
+        self.upload_id = upload_id
+        self._fd = fd
+        self.start = start
+        self.size_bytes = start
+        running = service._hashes.pop(upload_id, None)
+        self._hasher = running.hasher if running and running.offset == start else None
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` (any length) to the upload."""
+        if self._hasher is not None:
+            self._hasher.update(data)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size_bytes += len(data)
+
+    def __enter__(self) -> Append:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        try:
+            if exc_type is not None:
+                os.ftruncate(self._fd, self.start)
+                self.size_bytes = self.start
+            else:
+                self._service._finish_append(self)
+                if self._hasher is not None:
+                    self._service._hashes[self.upload_id] = _RunningHash(
+                        self._hasher, self.size_bytes
+                    )
+        finally:
+            os.close(self._fd)
+
+
+class UploadService:
+    """Start, append to, complete, inspect and cancel upload sessions."""
+
+    def __init__(self, context: RegistryContext) -> None:
+        self.context = context
+        self._hashes: dict[str, _RunningHash] = {}
+        self._lock = threading.Lock()
+
+    def start(self, repository_name: str) -> str:
+        """Open a new, empty upload session in the repository.
+
+        Returns:
+            the upload id (a UUID string).
+
+        Raises:
+            RepositoryNotFound: no such repository (``NAME_UNKNOWN``).
+        """
+        upload_id = str(uuid.uuid4())
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, repository_name)
+            now = self.context.clock.now()
+            self.context.blobs.create_upload(upload_id)
+            session.add(
+                UploadSession(
+                    id=upload_id, repository_id=repository.id, size_bytes=0, created_at=now,
+                    updated_at=now,
+                )
+            )
+        self._hashes[upload_id] = _RunningHash(hashlib.sha256(), 0)
+        return upload_id
+
+    def size(self, repository_name: str, upload_id: str) -> int:
+        """Bytes received so far by the session.
+
+        Raises:
+            RepositoryNotFound, UploadNotFound (``BLOB_UPLOAD_UNKNOWN``).
+        """
+        self._session(repository_name, upload_id)
+        size = self.context.blobs.upload_size(upload_id)
+        if size is None:
+            raise errors.UploadNotFound(f"upload {upload_id} is unknown")
+        return size
+
+    def append(self, repository_name: str, upload_id: str, start: int | None) -> Append:
+        """Begin an exclusive append to the session.
+
+        Args:
+            start: the offset the client says its bytes begin at (``Content-Range`` start, or
+                ECR ``partFirstByte``); None to append wherever the data ends.
+
+        Raises:
+            RepositoryNotFound, UploadNotFound.
+            UploadOffsetMismatch: ``start`` is not the current size, or another request is
+                appending to the same session (OCI 416 ``BLOB_UPLOAD_INVALID``).
+        """
+        self._session(repository_name, upload_id)
+        try:
+            fd = self.context.blobs.open_append(upload_id)
+        except FileNotFoundError:
+            raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                size = os.fstat(fd).st_size
+                raise errors.UploadOffsetMismatch(
+                    "another chunk is being written to this upload", size
+                ) from None
+            size = os.fstat(fd).st_size
+            if start is not None and start != size:
+                raise errors.UploadOffsetMismatch(
+                    f"chunk starts at byte {start} but the upload holds {size} bytes", size
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return Append(self, upload_id, fd, size)
+
+    def complete(self, repository_name: str, upload_id: str, digest: str) -> int:
+        """Verify the session's bytes against ``digest``, publish the blob and link it.
+
+        The session ends either way: on a digest mismatch its data is discarded.
+
+        Returns:
+            the blob's size in bytes.
+
+        Raises:
+            InvalidDigest: malformed digest (``DIGEST_INVALID``).
+            RepositoryNotFound, UploadNotFound.
+            DigestMismatch: the bytes hash to another digest (``DIGEST_INVALID``).
+        """
+        parse_digest(digest)
+        self._session(repository_name, upload_id)
+        size = self.context.blobs.upload_size(upload_id)
+        if size is None:
+            raise errors.UploadNotFound(f"upload {upload_id} is unknown")
+        running = self._hashes.pop(upload_id, None)
+        if running is not None and running.offset == size:
+            hasher = running.hasher
+        else:
+            hasher = self.context.blobs.hash_upload(upload_id)
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            self._end(upload_id)
+            raise errors.DigestMismatch(
+                f"the uploaded content has digest {actual}, not {digest}"
+            )
+        self.context.blobs.publish_upload(upload_id, digest)
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, repository_name)
+            now = self.context.clock.now()
+            record_blob(session, digest, size, now)
+            link_blob(session, repository.id, digest, now)
+            session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+        return size
+
+    def cancel(self, repository_name: str, upload_id: str) -> None:
+        """End the session and discard its data.
+
+        Raises:
+            RepositoryNotFound, UploadNotFound.
+        """
+        self._session(repository_name, upload_id)
+        self._end(upload_id)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _session(self, repository_name: str, upload_id: str) -> UploadSession:
+        if len(upload_id) != _UUID_LENGTH:
+            raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown")
+        try:
+            uuid.UUID(upload_id)
+        except ValueError:
+            raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown") from None
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, repository_name)
+            row = session.get(UploadSession, upload_id.lower())
+            if row is None or row.repository_id != repository.id:
+                raise errors.UploadNotFound(f"upload {upload_id} is unknown")
+            return row
+
+    def _finish_append(self, append: Append) -> None:
+        with self.context.database.transaction() as session:
+            row = session.get(UploadSession, append.upload_id)
+            if row is not None:
+                row.size_bytes = append.size_bytes
+                row.updated_at = self.context.clock.now()
+
+    def _end(self, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
+        with self.context.database.transaction() as session:
+            session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+        self.context.blobs.delete_upload(upload_id)
+
+    def upload_ids(self) -> list[str]:
+        """Every open session's id (for housekeeping)."""
+        with self.context.database.transaction() as session:
+            return list(session.scalars(select(UploadSession.id)))

@@ -1,0 +1,1 @@
+"""Content-addressed blob storage (filesystem today; S3-compatible object stores later)."""

@@ -1,0 +1,123 @@
+"""The filesystem blob store: content-addressed blobs and upload files under a data directory.
+
+Durability: an upload is fsynced once when it completes (not per chunk), renamed into its
+content-addressed home, and the directory entry is fsynced; only then does the caller insert the
+metadata row that makes the blob visible. A crash before that leaves an unreferenced file that
+housekeeping removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from moorage.storage.blobs import paths
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+class FilesystemBlobStore:
+    """Blobs and uploads under ``root`` (see :mod:`moorage.storage.blobs.paths`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        paths.uploads_dir(root).mkdir(parents=True, exist_ok=True)
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+
+    # -- published blobs -------------------------------------------------------------------
+
+    def blob_size(self, digest: str) -> int | None:
+        """Size in bytes of the published blob, or None when it is absent."""
+        try:
+            return paths.blob_path(self.root, digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def blob_path(self, digest: str) -> Path:
+        """Filesystem path of a published blob (for zero-copy responses)."""
+        return paths.blob_path(self.root, digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        """The whole blob; for small blobs only (configs, manifests).
+
+        Raises:
+            FileNotFoundError: the blob is absent.
+        """
+        return paths.blob_path(self.root, digest).read_bytes()
+
+    def delete_blob(self, digest: str) -> None:
+        """Remove a published blob; absent is fine."""
+        paths.blob_path(self.root, digest).unlink(missing_ok=True)
+
+    def iter_blob_digests(self):  # type: ignore[no-untyped-def]
+        """Yield the digest of every published blob (for housekeeping)."""
+        base = self.root / "blobs" / "sha256"
+        for prefix in sorted(base.iterdir()):
+            for path in sorted(prefix.iterdir()):
+                yield "sha256:" + path.name
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    def create_upload(self, upload_id: str) -> None:
+        """Create the empty data file of a new upload."""
+        paths.upload_path(self.root, upload_id).touch(exist_ok=False)
+
+    def upload_size(self, upload_id: str) -> int | None:
+        """Bytes received so far by the upload, or None when there is no such upload."""
+        try:
+            return paths.upload_path(self.root, upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open_append(self, upload_id: str) -> int:
+        """An OS file descriptor that appends to the upload; the caller closes it.
+
+        Raises:
+            FileNotFoundError: no such upload.
+        """
+        return os.open(paths.upload_path(self.root, upload_id), os.O_WRONLY | os.O_APPEND)
+
+    def truncate_upload(self, upload_id: str, size_bytes: int) -> None:
+        """Cut the upload back to ``size_bytes`` (undo a failed append)."""
+        os.truncate(paths.upload_path(self.root, upload_id), size_bytes)
+
+    def hash_upload(self, upload_id: str) -> hashlib._Hash:
+        """sha256 over the whole upload, read back from storage (the slow, always-correct path)."""
+        hasher = hashlib.sha256()
+        with open(paths.upload_path(self.root, upload_id), "rb") as handle:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                hasher.update(chunk)
+        return hasher
+
+    def publish_upload(self, upload_id: str, digest: str) -> None:
+        """Make the verified upload the blob ``digest``: fsync, rename, fsync the directory.
+
+        "Already there" is success: the existing file has the same content by construction, and
+        the upload file is removed.
+        """
+        source = paths.upload_path(self.root, upload_id)
+        target = paths.blob_path(self.root, digest)
+        if target.exists():
+            source.unlink(missing_ok=True)
+            return
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_directory(target.parent)
+
+    def delete_upload(self, upload_id: str) -> None:
+        """Remove an upload's data; absent is fine."""
+        paths.upload_path(self.root, upload_id).unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

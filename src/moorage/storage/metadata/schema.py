@@ -1,0 +1,156 @@
+"""The metadata schema: SQLAlchemy 2 tables for everything but blob bytes.
+
+Invariants are constraints: one repository name per registry; one digest per repository
+(``images``); one image per tag (``tags`` primary key); one link per blob and repository.
+A tag move is an UPDATE of one ``tags`` row inside the manifest's transaction.
+
+Times are epoch seconds (float, UTC). Sizes are bytes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every metadata table."""
+
+
+class Repository(Base):
+    """An ECR repository (``CreateRepository``)."""
+
+    __tablename__ = "repositories"
+    __table_args__ = (UniqueConstraint("registry_id", "name", name="uq_repositories_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_id: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[float] = mapped_column(Float)
+    image_tag_mutability: Mapped[str] = mapped_column(String(32), default="MUTABLE")
+    image_tag_mutability_exclusion_filters: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    scan_on_push: Mapped[bool] = mapped_column(Boolean, default=False)
+    encryption_type: Mapped[str] = mapped_column(String(16), default="AES256")
+    kms_key: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+
+
+class ResourceTag(Base):
+    """A ``{Key, Value}`` tag of a repository (TagResource)."""
+
+    __tablename__ = "resource_tags"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Blob(Base):
+    """A published, digest-verified blob in the blob store (registry-wide)."""
+
+    __tablename__ = "blobs"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class RepositoryBlob(Base):
+    """A blob made available in a repository (pushed or mounted there)."""
+
+    __tablename__ = "repository_blobs"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Image(Base):
+    """A manifest stored in a repository; the bytes are kept verbatim (max 4 MiB)."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "digest", name="uq_images_digest"),
+        Index("ix_images_subject", "repository_id", "subject_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(80))
+    media_type: Mapped[str] = mapped_column(String(255))
+    artifact_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    config_media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    subject_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    annotations: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    manifest_size_bytes: Mapped[int] = mapped_column(Integer)
+    image_size_bytes: Mapped[int] = mapped_column(BigInteger)
+    pushed_at: Mapped[float] = mapped_column(Float)
+    last_pulled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ImageReference(Base):
+    """What an image references: its config and layer blobs, or its child manifests."""
+
+    __tablename__ = "image_references"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "blob" | "manifest"
+
+
+Index("ix_image_references_digest", ImageReference.digest)
+
+
+class Tag(Base):
+    """A tag naming exactly one image of a repository."""
+
+    __tablename__ = "tags"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class UploadSession(Base):
+    """A blob upload in progress; its bytes live in the blob store's upload area."""
+
+    __tablename__ = "upload_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class AccessKey(Base):
+    """An access key pair of a principal (``arn:aws:iam::<account>:user/<user_name>``)."""
+
+    __tablename__ = "access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret_access_key: Mapped[str] = mapped_column(Text)
+    user_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
