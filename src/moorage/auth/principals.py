@@ -65,6 +65,7 @@ class KeyStore:
         )
         with self.database.transaction() as session:
             session.add(row)
+        self._cache.pop(access_key_id, None)
         return row
 
     def list(self) -> list[AccessKey]:
