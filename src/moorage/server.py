@@ -6,6 +6,9 @@ uvicorn stops accepting connections on SIGTERM and lets in-flight requests finis
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import structlog
 import uvicorn
 
@@ -35,6 +38,8 @@ def run(settings: Settings) -> None:
              database=services.context.database.engine.url.render_as_string(hide_password=True),
              account_id=settings.account_id, region=settings.region)
     app = create_app(services)
+    # uvicorn finishes in-flight requests, then re-raises the signal it caught: exit cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_level="warning",

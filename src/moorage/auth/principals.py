@@ -70,7 +70,7 @@ class KeyStore:
 
     def list(self) -> list[AccessKey]:
         """Every key, oldest first."""
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             return list(session.scalars(select(AccessKey).order_by(AccessKey.created_at)))
 
     def delete(self, access_key_id: str) -> bool:
@@ -86,7 +86,7 @@ class KeyStore:
         cached = self._cache.get(access_key_id)
         if cached is not None and now - cached[0] < _CACHE_SECONDS:
             return cached[1]
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             row = session.get(AccessKey, access_key_id)
         if len(self._cache) > 10_000:
             self._cache.clear()

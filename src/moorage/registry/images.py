@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -239,7 +239,7 @@ class ImageService:
             parse_digest(reference)
         else:
             parse_tag(reference)
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
             if by_digest:
                 query = select(Image).where(
@@ -256,11 +256,16 @@ class ImageService:
                 raise errors.ImageNotFound(
                     f"manifest '{reference}' is unknown to repository '{repository_name}'"
                 )
-            if record_pull:
-                now = self.context.clock.now()
-                if image.last_pulled_at is None or now - image.last_pulled_at >= PULL_TIME_RESOLUTION_SECONDS:
-                    image.last_pulled_at = now
-            return StoredManifest(image.digest, image.media_type, image.content)
+            stored = StoredManifest(image.digest, image.media_type, image.content)
+            image_id, last_pulled_at = image.id, image.last_pulled_at
+        if record_pull:
+            now = self.context.clock.now()
+            if last_pulled_at is None or now - last_pulled_at >= PULL_TIME_RESOLUTION_SECONDS:
+                with self.context.database.transaction() as session:
+                    session.execute(
+                        update(Image).where(Image.id == image_id).values(last_pulled_at=now)
+                    )
+        return stored
 
     def tags(self, repository_name: str, after: str | None, limit: int | None) -> tuple[list[str], bool]:
         """Tags of the repository in lexical order, after ``after``, at most ``limit``.
@@ -271,7 +276,7 @@ class ImageService:
         Raises:
             RepositoryNotFound.
         """
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
             query = select(Tag.name).where(Tag.repository_id == repository.id)
             if after is not None:
@@ -292,7 +297,7 @@ class ImageService:
             RepositoryNotFound.
         """
         parse_digest(digest)
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
             query = select(Image).where(
                 Image.repository_id == repository.id, Image.subject_digest == digest

@@ -92,7 +92,7 @@ class RepositoryService:
         Raises:
             RepositoryNotFound: no such repository.
         """
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             return self.context.repository(session, name)
 
     def get_many(self, names: list[str]) -> list[Repository]:
@@ -101,7 +101,7 @@ class RepositoryService:
         Raises:
             RepositoryNotFound: naming the first missing one.
         """
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             rows = session.scalars(
                 select(Repository).where(
                     Repository.registry_id == self.context.registry_id,
@@ -118,7 +118,7 @@ class RepositoryService:
 
     def list(self, after: str | None, limit: int) -> RepositoryPage:
         """Repositories ordered by name, starting after ``after``, at most ``limit``."""
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             query = select(Repository).where(Repository.registry_id == self.context.registry_id)
             if after is not None:
                 query = query.where(Repository.name > after)
@@ -164,12 +164,12 @@ class RepositoryService:
         )
         if session is not None:
             return list(session.scalars(query))
-        with self.context.database.transaction() as own:
+        with self.context.database.read() as own:
             return list(own.scalars(query))
 
     def count(self) -> int:
         """Number of repositories in the registry."""
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             return session.scalar(
                 select(func.count()).select_from(Repository).where(
                     Repository.registry_id == self.context.registry_id

@@ -214,7 +214,7 @@ class UploadService:
             uuid.UUID(upload_id)
         except ValueError:
             raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown") from None
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
             row = session.get(UploadSession, upload_id.lower())
             if row is None or row.repository_id != repository.id:
@@ -236,5 +236,5 @@ class UploadService:
 
     def upload_ids(self) -> list[str]:
         """Every open session's id (for housekeeping)."""
-        with self.context.database.transaction() as session:
+        with self.context.database.read() as session:
             return list(session.scalars(select(UploadSession.id)))

@@ -52,8 +52,12 @@ def create_database_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
-            # IMMEDIATE takes the write lock up front: no upgrade deadlocks between writers.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (IMMEDIATE): no read-to-write upgrade
+            # deadlocks between them. Readers run concurrently on WAL snapshots.
+            if connection.get_execution_options().get("moorage_read_only"):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -85,13 +89,17 @@ class Database:
     """The metadata store: an engine plus a session factory.
 
     ``transaction()`` yields a session inside one transaction, committed on success and rolled
-    back on any exception.
+    back on any exception; ``read()`` yields one for reading only (on SQLite it does not take the
+    write lock, so reads never wait for each other).
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_database_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(moorage_read_only=True), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -106,6 +114,12 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One session in one transaction."""
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """One session in one transaction that only reads."""
+        with self._read_sessions.begin() as session:
             yield session
 
     def dispose(self) -> None:

@@ -1,0 +1,219 @@
+"""Running Moorage: first start, keys, restarts, replicas, shutdown, configuration."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import boto3
+import httpx
+import pytest
+
+from moorage.auth.tokens import TokenIssuer
+from tests.conftest import ACCESS_KEY_ID, ACCOUNT_ID, REGION, free_port, start_server, stop_server
+from tests.images import OCI_MANIFEST, digest_of, make_image
+
+
+def moorage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "moorage", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_first_start_writes_admin_credentials(tmp_path, database_url):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env["MOORAGE_ACCOUNT_ID"] = ACCOUNT_ID
+    log = open(tmp_path / "log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir),
+         "--database-url", database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        credentials = data_dir / "credentials"
+        assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+        assert str(credentials.resolve()) in (tmp_path / "log").read_text()
+        parser = configparser.ConfigParser()
+        parser.read(credentials)
+        key, secret = parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
+        client = boto3.client("ecr", endpoint_url=url, region_name=REGION,
+                              aws_access_key_id=key, aws_secret_access_key=secret)
+        client.create_repository(repositoryName="first/start")
+
+        # keys create|list|delete work while the server runs on the same data.
+        storage = ["--data-dir", str(data_dir), "--database-url", database_url]
+        created = moorage("keys", "create", "--user", "ci", *storage, env=env)
+        assert created.returncode == 0, created.stderr
+        values = dict(line.split(" = ") for line in created.stdout.strip().splitlines())
+        ci = boto3.client("ecr", endpoint_url=url, region_name=REGION,
+                          aws_access_key_id=values["aws_access_key_id"],
+                          aws_secret_access_key=values["aws_secret_access_key"])
+        assert ci.describe_repositories()["repositories"][0]["repositoryName"] == "first/start"
+        listed = moorage("keys", "list", *storage, env=env)
+        assert values["aws_access_key_id"] in listed.stdout and key in listed.stdout
+        assert values["aws_secret_access_key"] not in listed.stdout
+        deleted = moorage("keys", "delete", values["aws_access_key_id"], *storage, env=env)
+        assert deleted.returncode == 0
+        time.sleep(6)  # the server caches key look-ups for 5 seconds
+        with pytest.raises(ci.exceptions.ClientError) as excinfo:
+            ci.describe_repositories()
+        assert excinfo.value.response["Error"]["Code"] == "UnrecognizedClientException"
+        missing = moorage("keys", "delete", "AKIADOESNOTEXIST0000", *storage, env=env)
+        assert missing.returncode == 1
+
+        # A restart keeps the same administrator key and does not rewrite it.
+        process.terminate()
+        process.wait(30)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir),
+             "--database-url", database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert client.describe_repositories()["repositories"][0]["repositoryName"] == "first/start"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_invalid_settings_are_refused(tmp_path):
+    result = moorage("serve", "--data-dir", str(tmp_path), env={"MOORAGE_ACCOUNT_ID": "12"})
+    assert result.returncode == 2
+    assert "MOORAGE_ACCOUNT_ID" in result.stderr
+    result = moorage("serve", "--data-dir", str(tmp_path), env={"MOORAGE_PORT": "eighty"})
+    assert result.returncode == 2
+
+
+def test_upload_resumes_after_restart_and_replicas_share_tokens(tmp_path, database_url):
+    """An upload begun on one process continues on another (a restart, or a second replica
+    with the same token secret and database)."""
+    env = {"MOORAGE_TOKEN_SECRET": "shared-secret-for-replicas"}
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir, database_url, env)
+    try:
+        first.ecr().create_repository(repositoryName="resume/me")
+        token = first.token()
+        content = os.urandom(300_000)
+        with httpx.Client(base_url=first.url, auth=("AWS", token)) as http:
+            started = http.post("/v2/resume/me/blobs/uploads/")
+            location = started.headers["location"]
+            assert http.patch(location, content=content[:100_000],
+                              headers={"Content-Range": "0-99999"}).status_code == 202
+    finally:
+        stop_server(first)
+    second = start_server(data_dir, database_url, env)
+    try:
+        with httpx.Client(base_url=second.url, auth=("AWS", token)) as http:
+            status = http.get(location)
+            assert status.status_code == 204 and status.headers["range"] == "0-99999"
+            assert http.patch(location, content=content[100_000:],
+                              headers={"Content-Range": f"100000-{len(content) - 1}"}).status_code == 202
+            done = http.put(location, params={"digest": digest_of(content)})
+            assert done.status_code == 201
+            assert http.get(f"/v2/resume/me/blobs/{digest_of(content)}").content == content
+    finally:
+        stop_server(second)
+
+
+def test_registry_host_setting(tmp_path, database_url):
+    host = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
+    server = start_server(tmp_path / "data", database_url, {"MOORAGE_REGISTRY_HOST": host})
+    try:
+        client = server.ecr()
+        created = client.create_repository(repositoryName="named/host")["repository"]
+        assert created["repositoryUri"] == f"{host}/named/host"
+        data = client.get_authorization_token()["authorizationData"][0]
+        assert data["proxyEndpoint"] == f"https://{host}"
+        challenge = httpx.get(server.url + "/v2/").headers["www-authenticate"]
+        assert challenge == f'Basic realm="https://{host}/",service="ecr.amazonaws.com"'
+    finally:
+        stop_server(server)
+
+
+def test_expired_token_is_refused(server):
+    secret = (server.data_dir / "token-secret").read_bytes().strip()
+    issued_long_ago = time.time() - 13 * 3600
+    token, expires_at = TokenIssuer(secret).issue(ACCESS_KEY_ID, "admin", ACCOUNT_ID, REGION, issued_long_ago)
+    assert expires_at < time.time()
+    response = httpx.get(server.url + "/v2/", auth=("AWS", token))
+    assert response.status_code == 401
+    assert "expired" in response.json()["errors"][0]["message"]
+    fresh, _ = TokenIssuer(secret).issue(ACCESS_KEY_ID, "admin", ACCOUNT_ID, REGION, time.time())
+    assert httpx.get(server.url + "/v2/", auth=("AWS", fresh)).status_code == 200
+    other_region, _ = TokenIssuer(secret).issue(ACCESS_KEY_ID, "admin", ACCOUNT_ID, "eu-west-1", time.time())
+    assert httpx.get(server.url + "/v2/", auth=("AWS", other_region)).status_code == 401
+
+
+def test_graceful_shutdown_finishes_in_flight_upload(tmp_path, database_url):
+    server = start_server(tmp_path / "data", database_url)
+    server.ecr().create_repository(repositoryName="slow/upload")
+    token = server.token()
+    result: dict[str, object] = {}
+    chunk = os.urandom(64 * 1024)
+
+    def slow_body():
+        for _ in range(20):
+            time.sleep(0.1)
+            yield chunk
+
+    def upload() -> None:
+        with httpx.Client(base_url=server.url, auth=("AWS", token), timeout=60) as http:
+            started = http.post("/v2/slow/upload/blobs/uploads/")
+            result["location"] = started.headers["location"]
+            result["patch"] = http.patch(started.headers["location"], content=slow_body()).status_code
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    time.sleep(0.8)
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(30)
+    assert result.get("patch") == 202
+    assert server.process.wait(30) == 0
+
+
+def test_push_racing_tag_writers(server, http, ecr):
+    """Concurrent pushes of different manifests under one tag: every request answers 201 or a
+    clean TAG_INVALID, and the tag ends on exactly one of the pushed images."""
+    for mutability in ["MUTABLE", "IMMUTABLE"]:
+        name = f"race/{mutability.lower()}-{os.urandom(4).hex()}"
+        ecr.create_repository(repositoryName=name, imageTagMutability=mutability)
+        images = [make_image(layer_count=1, layer_bytes=100) for _ in range(8)]
+        for image in images:
+            for blob in image.blobs.values():
+                assert http.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest_of(blob)},
+                                 content=blob).status_code == 201
+        statuses: list[int] = []
+
+        def push(image) -> None:  # type: ignore[no-untyped-def]
+            with server.http() as client:
+                response = client.put(f"/v2/{name}/manifests/latest", content=image.manifest,
+                                      headers={"Content-Type": OCI_MANIFEST})
+                statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=push, args=(image,)) for image in images]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        final = http.head(f"/v2/{name}/manifests/latest").headers["docker-content-digest"]
+        assert final in {image.digest for image in images}
+        if mutability == "MUTABLE":
+            assert statuses == [201] * 8
+        else:
+            assert sorted(statuses) == [201] + [400] * 7
+        assert http.get(f"/v2/{name}/tags/list").json()["tags"] == ["latest"]
