@@ -1,0 +1,103 @@
+"""Unit tests of small pure pieces: tokens, pagination tokens, settings, names, digests."""
+
+from __future__ import annotations
+
+import pytest
+
+from moorage.auth.tokens import TOKEN_LIFETIME_SECONDS, TokenIssuer, load_or_create_secret
+from moorage.config import Settings, SettingsError
+from moorage.ecr.exceptions import EcrError
+from moorage.ecr.pagination import PaginationTokens
+from moorage.errors import AuthenticationFailed, InvalidDigest, InvalidRepositoryName, InvalidTag
+from moorage.images.digests import parse_digest
+from moorage.images.references import parse_repository_name, parse_tag
+
+
+def test_token_round_trip_and_expiry():
+    issuer = TokenIssuer(b"secret")
+    token, expires_at = issuer.issue("AKIA1", "alice", "123456789012", "us-east-1", 1000.0)
+    assert expires_at == 1000 + TOKEN_LIFETIME_SECONDS
+    assert ":" not in token
+    claims = issuer.verify(token, 2000.0)
+    assert (claims.access_key_id, claims.user_name, claims.account_id, claims.region) == (
+        "AKIA1", "alice", "123456789012", "us-east-1")
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        issuer.verify(token, expires_at)
+
+
+@pytest.mark.parametrize("token", ["", ".", "abc", "abc.def", "e30.AAAA", "!!!.???"])
+def test_malformed_tokens(token):
+    with pytest.raises(AuthenticationFailed):
+        TokenIssuer(b"secret").verify(token, 0)
+
+
+def test_token_from_another_secret_or_altered():
+    token, _ = TokenIssuer(b"one").issue("AKIA1", "alice", "123456789012", "us-east-1", 0)
+    with pytest.raises(AuthenticationFailed):
+        TokenIssuer(b"two").verify(token, 1)
+    payload, _, mac = token.partition(".")
+    with pytest.raises(AuthenticationFailed):
+        TokenIssuer(b"one").verify(payload[:-2] + "AA." + mac, 1)
+
+
+def test_token_secret_file(tmp_path):
+    first = load_or_create_secret(tmp_path, None)
+    assert (tmp_path / "token-secret").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_secret(tmp_path, None) == first
+    assert load_or_create_secret(tmp_path, "configured") == b"configured"
+
+
+def test_pagination_tokens():
+    tokens = PaginationTokens(b"secret")
+    token = tokens.encode("DescribeRepositories", "repo-b")
+    assert tokens.decode("DescribeRepositories", token) == "repo-b"
+    for bad in ["", "x", token + "x", token.replace(".", ".A"), "e30." + token.split(".")[1]]:
+        with pytest.raises(EcrError) as excinfo:
+            tokens.decode("DescribeRepositories", bad)
+        assert excinfo.value.code == "InvalidParameterException"
+    with pytest.raises(EcrError):
+        tokens.decode("ListImages", token)
+    with pytest.raises(EcrError):
+        PaginationTokens(b"other").decode("DescribeRepositories", token)
+
+
+def test_settings_validation(monkeypatch):
+    monkeypatch.setenv("MOORAGE_ACCOUNT_ID", "123456789012")
+    monkeypatch.setenv("MOORAGE_PORT", "6000")
+    settings = Settings.from_environment(port=7000)
+    assert settings.port == 7000 and settings.account_id == "123456789012"
+    assert settings.effective_database_url.startswith("sqlite:///")
+    with pytest.raises(SettingsError):
+        Settings(account_id="abc")
+    with pytest.raises(SettingsError):
+        Settings(region="US_EAST")
+    with pytest.raises(SettingsError):
+        Settings(admin_access_key_id="AKIA")
+    with pytest.raises(SettingsError):
+        Settings(log_format="xml")
+    monkeypatch.setenv("MOORAGE_PORT", "x")
+    with pytest.raises(SettingsError):
+        Settings.from_environment()
+
+
+@pytest.mark.parametrize("name", ["ab", "nginx", "project-a/nginx-web-app", "a__b", "a---b", "a.b_c/d-e", "0a"])
+def test_valid_repository_names(name):
+    assert parse_repository_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["a", "Nginx", "-x", "x-", "a//b", "a/", "/a", "a..b", "a_-b", "a___b", "a" * 257, ".."])
+def test_invalid_repository_names(name):
+    with pytest.raises(InvalidRepositoryName):
+        parse_repository_name(name)
+
+
+def test_tags_and_digests():
+    assert parse_tag("v1.2_3-rc") == "v1.2_3-rc"
+    for bad in ["", ".x", "-x", "a" * 129, "a/b", "a:b", "a b"]:
+        with pytest.raises(InvalidTag):
+            parse_tag(bad)
+    good = "sha256:" + "a" * 64
+    assert parse_digest(good) == good
+    for bad in ["sha256:" + "A" * 64, "sha256:abc", "sha512:" + "a" * 128, "md5:00", "nodigest", "sha256:" + "g" * 64]:
+        with pytest.raises(InvalidDigest):
+            parse_digest(bad)
