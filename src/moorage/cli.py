@@ -39,17 +39,26 @@ def serve(
 ) -> None:
     """Run the registry (ECR API on POST /, OCI Distribution API on /v2/)."""
     from moorage.server import run
+    from moorage.services import StartupError
 
-    run(_settings(host=host, port=port, data_dir=data_dir, database_url=database_url))
+    try:
+        run(_settings(host=host, port=port, data_dir=data_dir, database_url=database_url))
+    except StartupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _services(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
     from moorage.observability import configure_logging
-    from moorage.services import build_services
+    from moorage.services import StartupError, build_services
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_format)
-    return build_services(settings)
+    try:
+        return build_services(settings)
+    except StartupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 @keys_app.command("create")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from moorage.auth.principals import KeyStore
 from moorage.auth.tokens import TokenIssuer, load_or_create_secret
 from moorage.clock import Clock
@@ -41,17 +43,25 @@ class Services:
         self.context.database.dispose()
 
 
+class StartupError(RuntimeError):
+    """The stores cannot be opened; the message says why, without a traceback."""
+
+
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     """Open the stores named by ``settings`` (creating the data directory), apply migrations
     and wire the services.
 
     Raises:
-        sqlalchemy.exc.OperationalError: the database cannot be reached.
+        StartupError: the data directory cannot be created or the database cannot be reached.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.effective_database_url)
-    if migrate:
-        database.migrate()
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.effective_database_url)
+        if migrate:
+            database.migrate()
+    except (OSError, SQLAlchemyError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise StartupError(f"cannot open the registry's storage: {reason}") from None
     context = RegistryContext(
         database=database,
         blobs=FilesystemBlobStore(settings.data_dir),

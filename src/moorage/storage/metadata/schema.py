@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -44,6 +45,9 @@ class Repository(Base):
     scan_on_push: Mapped[bool] = mapped_column(Boolean, default=False)
     encryption_type: Mapped[str] = mapped_column(String(16), default="AES256")
     kms_key: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    repository_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lifecycle_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lifecycle_evaluated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ResourceTag(Base):
@@ -115,6 +119,7 @@ class ImageReference(Base):
     )
     digest: Mapped[str] = mapped_column(String(80), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "blob" | "manifest"
+    media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 Index("ix_image_references_digest", ImageReference.digest)
@@ -143,6 +148,10 @@ class UploadSession(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # ECR UploadLayerPart bookkeeping: size of the last part, and whether a part other than the
+    # last was smaller than the 5 MiB minimum (LayerPartTooSmallException at completion).
+    last_part_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    small_part: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AccessKey(Base):

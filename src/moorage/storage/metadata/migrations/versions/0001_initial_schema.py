@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 00:54:47.849953
+Create Date: 2026-11-30 01:06:41.510857
 """
 from alembic import op
 import sqlalchemy as sa
@@ -39,6 +39,9 @@ def upgrade() -> None:
     sa.Column('scan_on_push', sa.Boolean(), nullable=False),
     sa.Column('encryption_type', sa.String(length=16), nullable=False),
     sa.Column('kms_key', sa.String(length=2048), nullable=True),
+    sa.Column('repository_policy', sa.Text(), nullable=True),
+    sa.Column('lifecycle_policy', sa.Text(), nullable=True),
+    sa.Column('lifecycle_evaluated_at', sa.Float(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('registry_id', 'name', name='uq_repositories_name')
     )
@@ -85,6 +88,8 @@ def upgrade() -> None:
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.Column('updated_at', sa.Float(), nullable=False),
+    sa.Column('last_part_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('small_part', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -92,6 +97,7 @@ def upgrade() -> None:
     sa.Column('image_id', sa.Integer(), nullable=False),
     sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('media_type', sa.String(length=255), nullable=True),
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('image_id', 'digest', 'kind')
     )
