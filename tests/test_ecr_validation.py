@@ -75,7 +75,8 @@ def invalid_parameter(path: str, reason: str) -> str:
         ),
         (
             "BatchDeleteImage",
-            {"repositoryName": "app", "imageIds": [{"imageTag": "latest"}, {"imageDigest": "sha256:ab"}]},
+            {"repositoryName": "app",
+             "imageIds": [{"imageTag": "latest"}, {"imageDigest": "sha256:ab"}]},
         ),
         ("GetLifecyclePolicy", {"repositoryName": "app", "registryId": "000000000000"}),
     ],
@@ -120,7 +121,8 @@ def test_null_required_member_is_missing():
 
 def test_integral_floats_are_integers():
     assert validate_input(op("DescribeRepositories"), {"maxResults": 5.0}) == {"maxResults": 5}
-    assert type(validate_input(op("DescribeRepositories"), {"maxResults": 1e2})["maxResults"]) is int
+    result = validate_input(op("DescribeRepositories"), {"maxResults": 1e2})
+    assert type(result["maxResults"]) is int
 
 
 def test_error_code_per_operation():
@@ -213,7 +215,8 @@ def test_tag_in_nested_list_item():
     assert error.message == invalid_parameter(
         "imageIds.2.member.imageTag", "Member must have length greater than or equal to 1"
     )
-    error = rejects("BatchDeleteImage", {"repositoryName": "app", "imageIds": [{"imageTag": "t" * 301}]})
+    error = rejects("BatchDeleteImage", {"repositoryName": "app",
+                                         "imageIds": [{"imageTag": "t" * 301}]})
     assert error.message == invalid_parameter(
         "imageIds.1.member.imageTag", "Member must have length less than or equal to 300"
     )
@@ -247,8 +250,10 @@ def test_blob_length_counts_decoded_bytes():
     # base64 text is longer than the limit, the decoded bytes are exactly at it: accepted
     exact = base64.b64encode(b"\0" * limit).decode()
     assert len(exact) > limit
-    assert len(validate_input(op("UploadLayerPart"), {**base, "layerPartBlob": exact})["layerPartBlob"]) == limit
-    error = rejects("UploadLayerPart", {**base, "layerPartBlob": base64.b64encode(b"\0" * (limit + 1)).decode()})
+    result = validate_input(op("UploadLayerPart"), {**base, "layerPartBlob": exact})
+    assert len(result["layerPartBlob"]) == limit
+    over = base64.b64encode(b"\0" * (limit + 1)).decode()
+    error = rejects("UploadLayerPart", {**base, "layerPartBlob": over})
     assert error.message == invalid_parameter(
         "layerPartBlob", f"Member must have length less than or equal to {limit}"
     )
@@ -336,11 +341,14 @@ def test_validation_exception_echo_is_truncated():
         ("CreateRepository", {"repositoryName": ["app"]}, "repositoryName"),
         ("CreateRepository", {"repositoryName": "app", "imageScanningConfiguration": []},
          "imageScanningConfiguration"),
-        ("CreateRepository", {"repositoryName": "app", "imageScanningConfiguration": {"scanOnPush": 1}},
+        ("CreateRepository",
+         {"repositoryName": "app", "imageScanningConfiguration": {"scanOnPush": 1}},
          "imageScanningConfiguration.scanOnPush"),
-        ("CreateRepository", {"repositoryName": "app", "imageScanningConfiguration": {"scanOnPush": "true"}},
+        ("CreateRepository",
+         {"repositoryName": "app", "imageScanningConfiguration": {"scanOnPush": "true"}},
          "imageScanningConfiguration.scanOnPush"),
-        ("CreateRepository", {"repositoryName": "app", "tags": [["Key", "Value"]]}, "tags.1.member"),
+        ("CreateRepository", {"repositoryName": "app", "tags": [["Key", "Value"]]},
+         "tags.1.member"),
         ("DeleteRepository", {"repositoryName": "app", "force": 0}, "force"),
         ("UploadLayerPart", {"partFirstByte": 2**63}, "partFirstByte"),
     ],
@@ -443,11 +451,17 @@ def test_huge_and_deep_values():
     assert rejects("CreateRepository", {"repositoryName": "app", "tags": deep}).code == (
         "SerializationException"
     )
-    # a long string without a length limit goes through its (linear) pattern quickly
+    # LayerDigest has a pattern and no length limit: a long string goes through it quickly
     started = time.perf_counter()
-    error = rejects("BatchCheckLayerAvailability", {"repositoryName": "app",
-                                                    "layerDigests": ["a" * 2_000_000 + ":g"]})
+    error = rejects("CompleteLayerUpload", {"repositoryName": "app", "uploadId": UPLOAD_ID,
+                                            "layerDigests": ["sha256:ab", "a" * 2_000_000 + ":g"]})
     assert time.perf_counter() - started < 1
+    assert error.message == invalid_parameter(
+        "layerDigests.2.member",
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9-_+.]+:[a-fA-F0-9]+",
+    )
+    error = rejects("BatchCheckLayerAvailability", {"repositoryName": "app",
+                                                    "layerDigests": ["a" * 1001]})
     assert error.message == invalid_parameter(
         "layerDigests.1.member", "Member must have length less than or equal to 1000"
     )
@@ -460,7 +474,10 @@ def test_huge_and_deep_values():
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=15,
 )
 
@@ -481,15 +498,19 @@ def shaped(shape: botocore.model.Shape, depth: int = 0) -> st.SearchStrategy:
         typed = st.dictionaries(st.text(max_size=8), shaped(shape.value, depth + 1), max_size=3)
     elif kind == "string":
         enum = shape.metadata.get("enum")
-        typed = st.sampled_from(enum) | st.text(max_size=20) if enum else st.text(
-            alphabet="ab0/_.-:A", max_size=20
-        ) | st.sampled_from(["123456789012", UPLOAD_ID, "sha256:ab", "team/app"])
+        if enum:
+            typed = st.sampled_from(enum) | st.text(max_size=20)
+        else:
+            typed = st.text(alphabet="ab0/_.-:A", max_size=20) | st.sampled_from(
+                ["123456789012", UPLOAD_ID, "sha256:ab", "team/app"]
+            )
     elif kind in ("integer", "long"):
         typed = st.integers(min_value=-3, max_value=1100) | st.integers()
     elif kind == "boolean":
         typed = st.booleans()
     elif kind == "blob":
-        typed = st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode()) | st.text(max_size=8)
+        encoded = st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode())
+        typed = encoded | st.text(max_size=8)
     else:
         typed = anything
     return st.one_of(typed, typed, typed, anything)

@@ -13,6 +13,10 @@ Hierarchy::
     │   ├── InvalidDigest              not ``<algorithm>:<hex>`` or unsupported algorithm
     │   ├── InvalidResourceTag         reserved or malformed ``{Key, Value}`` tag
     │   ├── TooManyResourceTags        more than 50 resource tags
+    │   ├── MissingDigestAndTag        image identifier without digest and tag
+    │   ├── TagDigestMismatch          image identifier whose tag names another image
+    │   ├── EmptyUpload                ECR layer upload completed without bytes
+    │   ├── LayerPartTooSmall          ECR layer part below 5 MiB that was not the last
     │   └── InvalidManifest            manifest bytes unparsable or structurally wrong
     │       └── ManifestTooLarge       larger than the 4 MiB ECR limit
     ├── NotFound
@@ -25,9 +29,13 @@ Hierarchy::
     │   ├── RepositoryNotEmpty
     │   ├── ImageTagAlreadyExists      immutable repository refuses to move a tag
     │   ├── BlobInUse                  blob still referenced by an image of the repository
-    │   └── ImageReferencedByIndex     image is a child of a stored index or manifest list
+    │   ├── ImageReferencedByIndex     image is a child of a stored index or manifest list
+    │   ├── ImageAlreadyExists         ECR PutImage that would change nothing
+    │   ├── LayerAlreadyExists         ECR CompleteLayerUpload of a blob already there
+    │   └── LayerInaccessible          blob in the repository but referenced by no image
     ├── ManifestReferencesMissing      manifest names blobs or child manifests not in the repository
     ├── DigestMismatch                 computed digest differs from the one the client declared
+    │   └── ManifestDigestMismatch     for a manifest
     ├── UploadOffsetMismatch           chunk does not start where the upload ends
     └── AuthenticationFailed           credentials missing, malformed, unknown or expired
 """
@@ -162,6 +170,38 @@ class ManifestReferencesMissing(MoorageError):
 
 class DigestMismatch(MoorageError):
     """The digest computed over the received bytes differs from the declared digest."""
+
+
+class ManifestDigestMismatch(DigestMismatch):
+    """A manifest's digest differs from the one the client named."""
+
+
+class MissingDigestAndTag(InvalidInput):
+    """An image identifier with neither digest nor tag."""
+
+
+class TagDigestMismatch(InvalidInput):
+    """An image identifier whose tag names another image than its digest."""
+
+
+class ImageAlreadyExists(Conflict):
+    """ECR PutImage of a digest (and tag) the repository already holds."""
+
+
+class LayerAlreadyExists(Conflict):
+    """ECR CompleteLayerUpload of a blob the repository already has."""
+
+
+class EmptyUpload(InvalidInput):
+    """Completing an upload that received no bytes through the ECR layer API."""
+
+
+class LayerPartTooSmall(InvalidInput):
+    """A layer part other than the last was smaller than 5 MiB."""
+
+
+class LayerInaccessible(Conflict):
+    """The blob is in the repository but no image references it."""
 
 
 class UploadOffsetMismatch(MoorageError):

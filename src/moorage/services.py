@@ -18,6 +18,7 @@ from moorage.ecr.pagination import PaginationTokens
 from moorage.registry.blobs import BlobService
 from moorage.registry.context import RegistryContext
 from moorage.registry.images import ImageService
+from moorage.registry.listing import ImageListing
 from moorage.registry.repositories import RepositoryService
 from moorage.registry.uploads import UploadService
 from moorage.storage.blobs.filesystem import FilesystemBlobStore
@@ -32,6 +33,7 @@ class Services:
     context: RegistryContext
     repositories: RepositoryService
     images: ImageService
+    listing: ImageListing
     uploads: UploadService
     blobs: BlobService
     keys: KeyStore
@@ -75,6 +77,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         context=context,
         repositories=RepositoryService(context),
         images=ImageService(context),
+        listing=ImageListing(context),
         uploads=UploadService(context),
         blobs=BlobService(context),
         keys=KeyStore(database, settings.account_id),

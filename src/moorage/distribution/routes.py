@@ -308,7 +308,7 @@ async def list_tags(call: Call) -> Response:
             raise OciError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", 400)
         limit = int(params["n"])
     last = params.get("last")
-    tags, more = await run_in_threadpool(call.services.images.tags, call.name, last, limit)
+    tags, more = await run_in_threadpool(call.services.listing.tags, call.name, last, limit)
     headers = {}
     if more and tags:
         query = urlencode({"n": limit, "last": tags[-1]})
@@ -321,7 +321,7 @@ async def list_referrers(call: Call) -> Response:
     """``GET /v2/<name>/referrers/<digest>[?artifactType=]``: an OCI index of referrers."""
     artifact_type = call.request.query_params.get("artifactType")
     referrers = await run_in_threadpool(
-        call.services.images.referrers, call.name, call.values["digest"], artifact_type
+        call.services.listing.referrers, call.name, call.values["digest"], artifact_type
     )
     manifests = []
     for referrer in referrers:

@@ -50,17 +50,6 @@ class PutResult:
     created: bool  # False when the repository already held this digest
 
 
-@dataclass(frozen=True)
-class Referrer:
-    """A manifest whose ``subject`` is a given digest (OCI 1.1 referrers)."""
-
-    media_type: str
-    digest: str
-    size: int
-    artifact_type: str | None
-    annotations: dict | None
-
-
 class ImageService:
     """Store, fetch, tag, list and delete images."""
 
@@ -77,6 +66,7 @@ class ImageService:
         *,
         tag: str | None = None,
         expected_digest: str | None = None,
+        reject_existing: bool = False,
     ) -> PutResult:
         """Store manifest ``content`` in the repository, optionally under ``tag``.
 
@@ -87,12 +77,16 @@ class ImageService:
             tag: tag to point at the manifest; it moves from another image unless the
                 repository is immutable.
             expected_digest: the digest the client named; must equal the computed one.
+            reject_existing: ECR PutImage semantics: storing a digest the repository already
+                holds, untagged or under the same tag, is ``ImageAlreadyExists``; the data
+                plane treats it as success.
 
         Raises:
             InvalidManifest / ManifestTooLarge: unparsable, unsupported or > 4 MiB
                 (``MANIFEST_INVALID`` / ``SIZE_INVALID``).
             InvalidTag: bad tag (``TAG_INVALID``).
-            InvalidDigest, DigestMismatch: bad or different ``expected_digest``
+            ImageAlreadyExists: with ``reject_existing``, nothing would change.
+            InvalidDigest, ManifestDigestMismatch: bad or different ``expected_digest``
                 (``DIGEST_INVALID``; ECR ``ImageDigestDoesNotMatchException``).
             RepositoryNotFound: (``NAME_UNKNOWN``).
             ManifestReferencesMissing: blobs or child manifests absent from the repository
@@ -107,13 +101,16 @@ class ImageService:
         if expected_digest is not None:
             parse_digest(expected_digest)
             if expected_digest != manifest.digest:
-                raise errors.DigestMismatch(
-                    f"the manifest has digest {manifest.digest}, not {expected_digest}"
+                raise errors.ManifestDigestMismatch(
+                    f"The manifest digest {manifest.digest} does not match the provided digest "
+                    f"{expected_digest}"
                 )
         for attempt in range(3):
             try:
                 with self.context.database.transaction() as session:
-                    created = self._put(session, repository_name, manifest, content, tag)
+                    created = self._put(
+                        session, repository_name, manifest, content, tag, reject_existing
+                    )
                 return PutResult(manifest, created)
             except IntegrityError:
                 # A concurrent writer inserted the same digest or tag first: look again.
@@ -123,7 +120,7 @@ class ImageService:
 
     def _put(
         self, session: Session, repository_name: str, manifest: Manifest, content: bytes,
-        tag: str | None,
+        tag: str | None, reject_existing: bool,
     ) -> bool:
         repository = self.context.repository(session, repository_name, for_update=True)
         image = session.scalars(
@@ -132,6 +129,14 @@ class ImageService:
             )
         ).one_or_none()
         created = image is None
+        if image is not None and reject_existing:
+            current = session.get(Tag, (repository.id, tag)) if tag is not None else None
+            if tag is None or (current is not None and current.image_id == image.id):
+                raise errors.ImageAlreadyExists(
+                    f"Image with digest '{manifest.digest}' and tag '{tag}' already exists in the "
+                    f"repository with name '{repository.name}' in registry with id "
+                    f"'{repository.registry_id}'"
+                )
         if image is None:
             image_size = self._check_references(session, repository, manifest)
             config_media_type = manifest.config.media_type if manifest.config else None
@@ -150,11 +155,14 @@ class ImageService:
             )
             session.add(image)
             session.flush()
-            references = {(d.digest, "blob") for d in manifest.blob_references}
-            references |= {(d.digest, "manifest") for d in manifest.manifests}
+            references: dict[tuple[str, str], str] = {}
+            for descriptor in manifest.blob_references:
+                references.setdefault((descriptor.digest, "blob"), descriptor.media_type)
+            for descriptor in manifest.manifests:
+                references.setdefault((descriptor.digest, "manifest"), descriptor.media_type)
             session.add_all(
-                ImageReference(image_id=image.id, digest=digest, kind=kind)
-                for digest, kind in references
+                ImageReference(image_id=image.id, digest=digest, kind=kind, media_type=media_type)
+                for (digest, kind), media_type in references.items()
             )
         if tag is not None:
             self._point_tag(session, repository, tag, image)
@@ -164,8 +172,9 @@ class ImageService:
         """Check every referenced blob and child manifest is in the repository.
 
         Returns:
-            the image size in bytes: config + layers for an image manifest; for an index, the
-            largest child's image size (ECR's DescribeImages convention).
+            the image size in bytes (DescribeImages ``imageSizeInBytes``, ecr-api.md §3.5): the
+            sum of the layer sizes for an image manifest (the config is not counted); for an
+            index, the largest child's image size.
         """
         wanted = {d.digest: d.size for d in manifest.blob_references}
         missing_blobs: list[str] = []
@@ -205,7 +214,7 @@ class ImageService:
             raise errors.ManifestReferencesMissing(missing_blobs, missing_manifests)
         if manifest.is_index:
             return max(child_sizes, default=0)
-        return sum(d.size for d in manifest.blob_references)
+        return sum(d.size for d in manifest.layers)
 
     def _point_tag(self, session: Session, repository: Repository, tag: str, image: Image) -> None:
         now = self.context.clock.now()
@@ -234,137 +243,206 @@ class ImageService:
             RepositoryNotFound: (``NAME_UNKNOWN``).
             ImageNotFound: (``MANIFEST_UNKNOWN``).
         """
-        by_digest = is_digest(reference)
-        if by_digest:
-            parse_digest(reference)
-        else:
-            parse_tag(reference)
-        with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            if by_digest:
-                query = select(Image).where(
-                    Image.repository_id == repository.id, Image.digest == reference
-                )
-            else:
-                query = (
-                    select(Image)
-                    .join(Tag, Tag.image_id == Image.id)
-                    .where(Tag.repository_id == repository.id, Tag.name == reference)
-                )
-            image = session.scalars(query).one_or_none()
-            if image is None:
-                raise errors.ImageNotFound(
-                    f"manifest '{reference}' is unknown to repository '{repository_name}'"
-                )
-            stored = StoredManifest(image.digest, image.media_type, image.content)
-            image_id, last_pulled_at = image.id, image.last_pulled_at
+        image_id = ImageId(digest=reference) if is_digest(reference) else ImageId(tag=reference)
+        stored, image_ids = self._get_many(repository_name, [image_id])
+        if isinstance(stored[0], errors.MoorageError):
+            raise stored[0]
         if record_pull:
-            now = self.context.clock.now()
-            if last_pulled_at is None or now - last_pulled_at >= PULL_TIME_RESOLUTION_SECONDS:
-                with self.context.database.transaction() as session:
-                    session.execute(
-                        update(Image).where(Image.id == image_id).values(last_pulled_at=now)
-                    )
-        return stored
+            self._record_pulls(image_ids)
+        return stored[0]
 
-    def tags(self, repository_name: str, after: str | None, limit: int | None) -> tuple[list[str], bool]:
-        """Tags of the repository in lexical order, after ``after``, at most ``limit``.
+    def get_many(
+        self, repository_name: str, image_ids: list[ImageId]
+    ) -> list[StoredManifest | errors.MoorageError]:
+        """Each of ``image_ids`` resolved independently (BatchGetImage); counts as a pull.
 
         Returns:
-            (tags, more): ``more`` is true when further tags follow.
+            per id, in order, the stored manifest or the domain error that prevented it
+            (MissingDigestAndTag, InvalidDigest, InvalidTag, ImageNotFound, TagDigestMismatch).
 
         Raises:
             RepositoryNotFound.
         """
+        stored, pulled = self._get_many(repository_name, image_ids)
+        self._record_pulls(pulled)
+        return stored
+
+    def _get_many(
+        self, repository_name: str, image_ids: list[ImageId]
+    ) -> tuple[list[StoredManifest | errors.MoorageError], list[tuple[int, float | None]]]:
+        results: list[StoredManifest | errors.MoorageError] = []
+        pulled: list[tuple[int, float | None]] = []
         with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
-            query = select(Tag.name).where(Tag.repository_id == repository.id)
-            if after is not None:
-                query = query.where(Tag.name > after)
-            query = query.order_by(Tag.name)
-            if limit is not None:
-                query = query.limit(limit + 1)
-            names = list(session.scalars(query))
-        if limit is not None and len(names) > limit:
-            return names[:limit], True
-        return names, False
+            for image_id in image_ids:
+                try:
+                    image = resolve(session, repository, image_id)
+                except errors.MoorageError as error:
+                    results.append(error)
+                    continue
+                results.append(StoredManifest(image.digest, image.media_type, image.content))
+                pulled.append((image.id, image.last_pulled_at))
+        return results, pulled
 
-    def referrers(self, repository_name: str, digest: str, artifact_type: str | None) -> list[Referrer]:
-        """Manifests of the repository whose ``subject`` is ``digest``, optionally filtered.
-
-        Raises:
-            InvalidDigest: malformed digest (``DIGEST_INVALID``).
-            RepositoryNotFound.
-        """
-        parse_digest(digest)
-        with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            query = select(Image).where(
-                Image.repository_id == repository.id, Image.subject_digest == digest
-            )
-            if artifact_type is not None:
-                query = query.where(Image.artifact_type == artifact_type)
-            rows = session.scalars(query.order_by(Image.pushed_at, Image.digest)).all()
-            return [
-                Referrer(row.media_type, row.digest, row.manifest_size_bytes, row.artifact_type,
-                         row.annotations)
-                for row in rows
-            ]
+    def _record_pulls(self, pulled: list[tuple[int, float | None]]) -> None:
+        now = self.context.clock.now()
+        stale = [image_id for image_id, last in pulled
+                 if last is None or now - last >= PULL_TIME_RESOLUTION_SECONDS]
+        if stale:
+            with self.context.database.transaction() as session:
+                session.execute(update(Image).where(Image.id.in_(stale)).values(last_pulled_at=now))
 
     # -- delete -----------------------------------------------------------------------------
 
-    def delete(self, repository_name: str, reference: str) -> None:
-        """Delete by digest (the image and all its tags) or by tag (the tag; the image too when
-        it was its last tag, as ECR's BatchDeleteImage).
+    def delete(self, repository_name: str, reference: str) -> list[tuple[str, str | None]]:
+        """``DELETE /v2/<name>/manifests/<reference>``: by digest or by tag, as :meth:`delete_one`.
 
         Raises:
-            InvalidTag / InvalidDigest, RepositoryNotFound, ImageNotFound.
-            ImageReferencedByIndex: the image is a child of a stored index or manifest list.
+            InvalidTag / InvalidDigest, RepositoryNotFound, ImageNotFound, ImageReferencedByIndex.
         """
-        by_digest = is_digest(reference)
-        if by_digest:
-            parse_digest(reference)
-        else:
-            parse_tag(reference)
+        if is_digest(reference):
+            return self.delete_one(repository_name, ImageId(digest=reference))
+        return self.delete_one(repository_name, ImageId(tag=reference))
+
+    def delete_one(self, repository_name: str, image_id: ImageId) -> list[tuple[str, str | None]]:
+        """Delete one image or tag with ECR's BatchDeleteImage semantics (ecr-api.md §3.7).
+
+        By tag only: the tag goes, and the image too when it was its last tag. By digest (with
+        or without a matching tag): the image and all its tags. Deleting an image also deletes
+        its referrers (manifests whose ``subject`` it is), recursively.
+
+        Returns:
+            ``(digest, tag)`` per tag removed, or ``(digest, None)`` for an untagged image.
+
+        Raises:
+            MissingDigestAndTag, InvalidDigest, InvalidTag, RepositoryNotFound, ImageNotFound,
+            TagDigestMismatch, ImageReferencedByIndex.
+        """
         with self.context.database.transaction() as session:
             repository = self.context.repository(session, repository_name, for_update=True)
-            if by_digest:
-                image = session.scalars(
-                    select(Image).where(
-                        Image.repository_id == repository.id, Image.digest == reference
-                    )
-                ).one_or_none()
-            else:
-                tag = session.get(Tag, (repository.id, reference))
-                image = session.get(Image, tag.image_id) if tag is not None else None
-                if tag is not None:
-                    session.delete(tag)
-                    session.flush()
-            if image is None:
-                raise errors.ImageNotFound(
-                    f"manifest '{reference}' is unknown to repository '{repository_name}'"
-                )
-            remaining_tags = session.scalar(
+            return self._delete(session, repository, image_id)
+
+    def delete_many(
+        self, repository_name: str, image_ids: list[ImageId]
+    ) -> tuple[list[tuple[str, str | None]], list[tuple[ImageId, errors.MoorageError]]]:
+        """Delete each of ``image_ids`` independently, in order (BatchDeleteImage).
+
+        Returns:
+            (removed ``(digest, tag)`` pairs, per-item failures with their domain error).
+
+        Raises:
+            RepositoryNotFound: the whole call fails only for a missing repository.
+        """
+        removed: list[tuple[str, str | None]] = []
+        failures: list[tuple[ImageId, errors.MoorageError]] = []
+        with self.context.database.read() as session:
+            self.context.repository(session, repository_name)
+        for image_id in image_ids:
+            try:
+                removed += self.delete_one(repository_name, image_id)
+            except errors.RepositoryNotFound:
+                raise
+            except errors.MoorageError as error:
+                failures.append((image_id, error))
+        return removed, failures
+
+    def _delete(self, session: Session, repository: Repository, image_id: ImageId) -> list[tuple[str, str | None]]:
+        image = resolve(session, repository, image_id)
+        if image_id.digest is None:
+            assert image_id.tag is not None
+            tag_count = session.scalar(
                 select(func.count()).select_from(Tag).where(Tag.image_id == image.id)
             )
-            if not by_digest and remaining_tags:
-                return
-            parents = session.scalars(
-                select(Image.digest)
-                .join(ImageReference, ImageReference.image_id == Image.id)
-                .where(
-                    Image.repository_id == repository.id,
-                    ImageReference.kind == "manifest",
-                    ImageReference.digest == image.digest,
+            if tag_count and tag_count > 1:
+                session.execute(
+                    delete(Tag).where(Tag.repository_id == repository.id, Tag.name == image_id.tag)
                 )
-            ).all()
-            if parents:
-                raise errors.ImageReferencedByIndex(
-                    f"image {image.digest} is referenced by manifest list {parents[0]}; "
-                    "delete the manifest list first"
-                )
-            session.execute(delete(Tag).where(Tag.image_id == image.id))
-            session.execute(delete(Image).where(Image.id == image.id))
+                return [(image.digest, image_id.tag)]
+        return self._delete_image(session, repository, image)
+
+    def _delete_image(self, session: Session, repository: Repository, image: Image) -> list[tuple[str, str | None]]:
+        parents = session.scalars(
+            select(Image.digest)
+            .join(ImageReference, ImageReference.image_id == Image.id)
+            .where(
+                Image.repository_id == repository.id,
+                ImageReference.kind == "manifest",
+                ImageReference.digest == image.digest,
+            )
+        ).all()
+        if parents:
+            raise errors.ImageReferencedByIndex(
+                f"Requested image {image.digest} is referenced by a manifest list: "
+                + ", ".join(parents)
+            )
+        tags = sorted(session.scalars(select(Tag.name).where(Tag.image_id == image.id)))
+        removed: list[tuple[str, str | None]] = [(image.digest, t) for t in tags] or [(image.digest, None)]
+        session.execute(delete(Tag).where(Tag.image_id == image.id))
+        session.execute(delete(ImageReference).where(ImageReference.image_id == image.id))
+        session.execute(delete(Image).where(Image.id == image.id))
+        referrers = session.scalars(
+            select(Image).where(
+                Image.repository_id == repository.id, Image.subject_digest == image.digest
+            )
+        ).all()
+        for referrer in referrers:
+            removed += self._delete_image(session, repository, referrer)
+        return removed
+
+
+@dataclass(frozen=True)
+class ImageId:
+    """An ECR ``ImageIdentifier``: a digest, a tag, or both."""
+
+    digest: str | None = None
+    tag: str | None = None
+
+    def describe(self) -> str:
+        """``{imageDigest:'<d or null>', imageTag:'<t or null>'}`` as ECR's messages show it."""
+        digest = f"'{self.digest}'" if self.digest is not None else "null"
+        tag = f"'{self.tag}'" if self.tag is not None else "null"
+        return f"{{imageDigest:{digest}, imageTag:{tag}}}"
+
+
+def resolve(session: Session, repository: Repository, image_id: ImageId) -> Image:
+    """The image ``image_id`` names in ``repository``.
+
+    Raises:
+        MissingDigestAndTag: neither digest nor tag.
+        InvalidDigest / InvalidTag: malformed.
+        ImageNotFound: nothing matches.
+        TagDigestMismatch: both given, and the tag names another image.
+    """
+    if image_id.digest is None and image_id.tag is None:
+        raise errors.MissingDigestAndTag("Invalid request parameters: both tag and digest cannot be null")
+    if image_id.digest is not None:
+        parse_digest(image_id.digest)
+    if image_id.tag is not None:
+        parse_tag(image_id.tag)
+    image = None
+    if image_id.digest is not None:
+        image = session.scalars(
+            select(Image).where(Image.repository_id == repository.id, Image.digest == image_id.digest)
+        ).one_or_none()
+    if image_id.tag is not None:
+        tagged = session.scalars(
+            select(Image)
+            .join(Tag, Tag.image_id == Image.id)
+            .where(Tag.repository_id == repository.id, Tag.name == image_id.tag)
+        ).one_or_none()
+        if image is not None and tagged is not None and tagged.id != image.id:
+            raise errors.TagDigestMismatch(
+                f"Invalid request parameters: image tag '{image_id.tag}' does not point to "
+                f"digest '{image_id.digest}'"
+            )
+        if image_id.digest is None or (image is not None and tagged is None):
+            image = tagged if image_id.digest is None else None
+    if image is None:
+        raise errors.ImageNotFound(
+            f"The image with imageId {image_id.describe()} does not exist within the repository "
+            f"with name '{repository.name}' in the registry with id '{repository.registry_id}'"
+        )
+    return image
 
 
 def is_immutable(repository: Repository, tag: str) -> bool:
