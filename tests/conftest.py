@@ -119,10 +119,8 @@ def stop_server(server: Server) -> None:
         server.process.kill()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """A fresh, empty database: SQLite file or a new PostgreSQL database (dropped after)."""
-    if request.param == "sqlite":
+def _new_database(backend: str, tmp_path_factory):  # type: ignore[no-untyped-def]
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'moorage.db'}"
         return
     import psycopg
@@ -133,6 +131,19 @@ def database_url(request, tmp_path_factory):  # type: ignore[no-untyped-def]
     yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A fresh, empty database shared by the session's server: SQLite file or a new
+    PostgreSQL database (dropped after)."""
+    yield from _new_database(request.param, tmp_path_factory)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database_url(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A new, empty database for one test that starts its own servers."""
+    yield from _new_database(request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

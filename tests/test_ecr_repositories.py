@@ -200,7 +200,7 @@ def test_aws_cli_flow(server):
 
 def test_not_implemented_operation_is_a_clear_error(ecr):
     with pytest.raises(botocore.exceptions.ClientError) as excinfo:
-        ecr.describe_registry()
+        ecr.get_registry_policy()
     assert error_code(excinfo) == "NotImplementedException"
-    assert "DescribeRegistry" in str(excinfo.value)
+    assert "GetRegistryPolicy" in str(excinfo.value)
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501

@@ -25,7 +25,7 @@ def moorage(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           timeout=120, env={**os.environ, **(env or {})})
 
 
-def test_first_start_writes_admin_credentials(tmp_path, database_url):
+def test_first_start_writes_admin_credentials(tmp_path, fresh_database_url):
     data_dir = tmp_path / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
@@ -33,7 +33,7 @@ def test_first_start_writes_admin_credentials(tmp_path, database_url):
     log = open(tmp_path / "log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--database-url", database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
+         "--database-url", fresh_database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -53,7 +53,7 @@ def test_first_start_writes_admin_credentials(tmp_path, database_url):
         client.create_repository(repositoryName="first/start")
 
         # keys create|list|delete work while the server runs on the same data.
-        storage = ["--data-dir", str(data_dir), "--database-url", database_url]
+        storage = ["--data-dir", str(data_dir), "--database-url", fresh_database_url]
         created = moorage("keys", "create", "--user", "ci", *storage, env=env)
         assert created.returncode == 0, created.stderr
         values = dict(line.split(" = ") for line in created.stdout.strip().splitlines())
@@ -78,7 +78,7 @@ def test_first_start_writes_admin_credentials(tmp_path, database_url):
         process.wait(30)
         process = subprocess.Popen(
             [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir),
-             "--database-url", database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--database-url", fresh_database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(300):
             try:
                 if httpx.get(url + "/healthz").status_code == 200:
@@ -105,12 +105,12 @@ def test_invalid_settings_are_refused(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
 
-def test_upload_resumes_after_restart_and_replicas_share_tokens(tmp_path, database_url):
+def test_upload_resumes_after_restart_and_replicas_share_tokens(tmp_path, fresh_database_url):
     """An upload begun on one process continues on another (a restart, or a second replica
     with the same token secret and database)."""
     env = {"MOORAGE_TOKEN_SECRET": "shared-secret-for-replicas"}
     data_dir = tmp_path / "data"
-    first = start_server(data_dir, database_url, env)
+    first = start_server(data_dir, fresh_database_url, env)
     try:
         first.ecr().create_repository(repositoryName="resume/me")
         token = first.token()
@@ -122,7 +122,7 @@ def test_upload_resumes_after_restart_and_replicas_share_tokens(tmp_path, databa
                               headers={"Content-Range": "0-99999"}).status_code == 202
     finally:
         stop_server(first)
-    second = start_server(data_dir, database_url, env)
+    second = start_server(data_dir, fresh_database_url, env)
     try:
         with httpx.Client(base_url=second.url, auth=("AWS", token)) as http:
             status = http.get(location)
@@ -136,9 +136,9 @@ def test_upload_resumes_after_restart_and_replicas_share_tokens(tmp_path, databa
         stop_server(second)
 
 
-def test_registry_host_setting(tmp_path, database_url):
+def test_registry_host_setting(tmp_path, fresh_database_url):
     host = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
-    server = start_server(tmp_path / "data", database_url, {"MOORAGE_REGISTRY_HOST": host})
+    server = start_server(tmp_path / "data", fresh_database_url, {"MOORAGE_REGISTRY_HOST": host})
     try:
         client = server.ecr()
         created = client.create_repository(repositoryName="named/host")["repository"]
@@ -165,8 +165,8 @@ def test_expired_token_is_refused(server):
     assert httpx.get(server.url + "/v2/", auth=("AWS", other_region)).status_code == 401
 
 
-def test_graceful_shutdown_finishes_in_flight_upload(tmp_path, database_url):
-    server = start_server(tmp_path / "data", database_url)
+def test_graceful_shutdown_finishes_in_flight_upload(tmp_path, fresh_database_url):
+    server = start_server(tmp_path / "data", fresh_database_url)
     server.ecr().create_repository(repositoryName="slow/upload")
     token = server.token()
     result: dict[str, object] = {}

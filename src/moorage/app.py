@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from moorage.distribution.download import SignedLayerDownload
 from moorage.distribution.routes import DistributionApp
 from moorage.ecr.endpoint import EcrEndpoint
 from moorage.ecr.operations import check_dispatch_table
@@ -47,5 +48,7 @@ def create_app(services: Services) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v2", distribution.__call__, methods=ALL_METHODS),
         Route("/v2/{path:path}", distribution.__call__, methods=ALL_METHODS),
+        Route("/_moorage/layers/{path:path}", SignedLayerDownload(services).__call__,
+              methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from moorage.auth.download_urls import DownloadUrls
 from moorage.auth.principals import KeyStore
 from moorage.auth.tokens import TokenIssuer, load_or_create_secret
 from moorage.clock import Clock
@@ -39,6 +40,7 @@ class Services:
     keys: KeyStore
     tokens: TokenIssuer
     pagination: PaginationTokens
+    download_urls: DownloadUrls
 
     def close(self) -> None:
         """Release database connections."""
@@ -83,4 +85,5 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         keys=KeyStore(database, settings.account_id),
         tokens=TokenIssuer(secret),
         pagination=PaginationTokens(secret),
+        download_urls=DownloadUrls(secret),
     )

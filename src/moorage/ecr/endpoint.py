@@ -90,11 +90,13 @@ class EcrEndpoint:
                 f"Moorage does not implement the ECR operation '{operation_name}' yet",
             )
         settings = self.services.settings
+        request_host, request_scheme = request.headers.get("host", "localhost"), request.url.scheme
         if settings.registry_host:
             registry_host, scheme = settings.registry_host, "https"
         else:
-            registry_host, scheme = request.headers.get("host", "localhost"), request.url.scheme
-        context = OperationContext(self.services, principal, registry_host, scheme)
+            registry_host, scheme = request_host, request_scheme
+        context = OperationContext(
+            self.services, principal, registry_host, scheme, request_host, request_scheme)
         log.info("ecr.request", operation=operation_name, principal=principal.arn)
         return handler(context, params)
 

@@ -60,6 +60,70 @@ class BlobService:
             raise errors.BlobNotFound(f"blob {digest} is unknown to repository '{repository_name}'")
         return int(row.size_bytes)
 
+    def availability(self, repository_name: str, digests: list[str]) -> list[tuple[str, int, str | None] | errors.MoorageError]:
+        """For each digest, in order: ``(digest, size in bytes, media type or None)`` when the
+        blob is available in the repository, else the domain error (BatchCheckLayerAvailability).
+
+        The media type is the one a manifest of the repository first referenced the blob with.
+
+        Raises:
+            RepositoryNotFound: the whole call fails only for a missing repository.
+        """
+        results: list[tuple[str, int, str | None] | errors.MoorageError] = []
+        with self.context.database.read() as session:
+            repository = self.context.repository(session, repository_name)
+            valid = []
+            for digest in digests:
+                try:
+                    valid.append(parse_digest(digest))
+                except errors.InvalidDigest:
+                    pass
+            sizes = dict(session.execute(
+                select(Blob.digest, Blob.size_bytes)
+                .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+                .where(RepositoryBlob.repository_id == repository.id, Blob.digest.in_(valid))
+            ).all())
+            media_types = dict(session.execute(
+                select(ImageReference.digest, ImageReference.media_type)
+                .join(Image, Image.id == ImageReference.image_id)
+                .where(Image.repository_id == repository.id, ImageReference.digest.in_(list(sizes)))
+                .order_by(Image.pushed_at.desc())
+            ).all())
+        for digest in digests:
+            if digest == "":
+                results.append(errors.BlobNotFound("The layer digest is empty"))
+            elif digest not in valid:
+                results.append(errors.InvalidDigest(f"Invalid layer digest '{digest[:200]}'"))
+            elif digest not in sizes:
+                results.append(errors.BlobNotFound(
+                    f"The layer {digest} does not exist in the repository '{repository_name}'"))
+            else:
+                results.append((digest, int(sizes[digest]), media_types.get(digest)))
+        return results
+
+    def check_downloadable(self, repository_name: str, digest: str) -> None:
+        """GetDownloadUrlForLayer's checks: the blob is in the repository and an image there
+        references it.
+
+        Raises:
+            InvalidDigest, RepositoryNotFound.
+            BlobNotFound: not in the repository (``LayersNotFoundException``).
+            LayerInaccessible: in the repository but referenced by no image
+                (``LayerInaccessibleException``).
+        """
+        self.stat(repository_name, digest)
+        with self.context.database.read() as session:
+            repository = self.context.repository(session, repository_name)
+            referenced = session.scalar(select(exists().where(
+                ImageReference.digest == digest, ImageReference.kind == "blob",
+                ImageReference.image_id == Image.id, Image.repository_id == repository.id,
+            )))
+        if not referenced:
+            raise errors.LayerInaccessible(
+                f"The layer {digest} is not referenced by any image in the repository "
+                f"'{repository_name}'"
+            )
+
     def path(self, digest: str) -> Path:
         """Where the blob's bytes are (filesystem store)."""
         return self.context.blobs.blob_path(digest)
@@ -130,9 +194,13 @@ class BlobService:
                 )
 
 
-def link_blob(session: Session, repository_id: int, digest: str, now: float) -> None:
-    """Link a published blob to a repository inside ``session``; already linked is fine."""
-    insert_ignoring_duplicates(
+def link_blob(session: Session, repository_id: int, digest: str, now: float) -> bool:
+    """Link a published blob to a repository inside ``session``; already linked is fine.
+
+    Returns:
+        True when the link is new.
+    """
+    return insert_ignoring_duplicates(
         session, RepositoryBlob, {"repository_id": repository_id, "digest": digest, "created_at": now}
     )
 

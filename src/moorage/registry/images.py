@@ -324,26 +324,27 @@ class ImageService:
 
     def delete_many(
         self, repository_name: str, image_ids: list[ImageId]
-    ) -> tuple[list[tuple[str, str | None]], list[tuple[ImageId, errors.MoorageError]]]:
+    ) -> tuple[list[tuple[str, str | None]], list[tuple[int, errors.MoorageError]]]:
         """Delete each of ``image_ids`` independently, in order (BatchDeleteImage).
 
         Returns:
-            (removed ``(digest, tag)`` pairs, per-item failures with their domain error).
+            (removed ``(digest, tag)`` pairs, per-item failures as (index in ``image_ids``,
+            domain error)).
 
         Raises:
             RepositoryNotFound: the whole call fails only for a missing repository.
         """
         removed: list[tuple[str, str | None]] = []
-        failures: list[tuple[ImageId, errors.MoorageError]] = []
+        failures: list[tuple[int, errors.MoorageError]] = []
         with self.context.database.read() as session:
             self.context.repository(session, repository_name)
-        for image_id in image_ids:
+        for index, image_id in enumerate(image_ids):
             try:
                 removed += self.delete_one(repository_name, image_id)
             except errors.RepositoryNotFound:
                 raise
             except errors.MoorageError as error:
-                failures.append((image_id, error))
+                failures.append((index, error))
         return removed, failures
 
     def _delete(self, session: Session, repository: Repository, image_id: ImageId) -> list[tuple[str, str | None]]:

@@ -167,6 +167,88 @@ class RepositoryService:
         with self.context.database.read() as own:
             return list(own.scalars(query))
 
+    # -- settings ---------------------------------------------------------------------------
+
+    def tag(self, name: str, tags: list[dict[str, str]]) -> None:
+        """Merge resource tags into the repository (TagResource); request keys overwrite.
+
+        Raises:
+            RepositoryNotFound; InvalidResourceTag (``aws:`` keys); InvalidInput (duplicate keys);
+            TooManyResourceTags (more than 50 afterwards; nothing is applied).
+        """
+        _check_tags(tags)
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, name, for_update=True)
+            current = {row.key: row for row in self.resource_tags(repository.id, session=session)}
+            position = max((row.position for row in current.values()), default=-1) + 1
+            for tag in tags:
+                row = current.get(tag["Key"])
+                if row is not None:
+                    row.value = tag["Value"]
+                else:
+                    row = ResourceTag(repository_id=repository.id, key=tag["Key"], value=tag["Value"],
+                                      position=position)
+                    position += 1
+                    session.add(row)
+                    current[tag["Key"]] = row
+            if len(current) > MAX_RESOURCE_TAGS:
+                raise errors.TooManyResourceTags(
+                    f"A repository can have at most {MAX_RESOURCE_TAGS} tags, not {len(current)}"
+                )
+
+    def untag(self, name: str, keys: list[str]) -> None:
+        """Remove resource tags by key (UntagResource); absent keys are ignored.
+
+        Raises:
+            RepositoryNotFound; InvalidResourceTag (``aws:`` keys).
+        """
+        for key in keys:
+            if key.lower().startswith("aws:"):
+                raise errors.InvalidResourceTag(f"Tag keys starting with 'aws:' are reserved: {key}")
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, name, for_update=True)
+            session.execute(delete(ResourceTag).where(
+                ResourceTag.repository_id == repository.id, ResourceTag.key.in_(keys)))
+
+    def set_tag_mutability(self, name: str, mutability: str, filters: list[dict[str, str]] | None) -> Repository:
+        """Change the tag mutability setting (PutImageTagMutability); future pushes only.
+
+        Raises:
+            RepositoryNotFound; InvalidInput (filters without a ``*_WITH_EXCLUSION`` value, or
+            the reverse).
+        """
+        _check_settings(RepositorySettings(image_tag_mutability=mutability,
+                                           image_tag_mutability_exclusion_filters=filters))
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, name, for_update=True)
+            repository.image_tag_mutability = mutability
+            repository.image_tag_mutability_exclusion_filters = filters or None
+            return repository
+
+    def set_scan_on_push(self, name: str, scan_on_push: bool) -> Repository:
+        """Store ``scanOnPush`` (PutImageScanningConfiguration). Raises RepositoryNotFound."""
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, name, for_update=True)
+            repository.scan_on_push = scan_on_push
+            return repository
+
+    def set_policy(self, name: str, field_name: str, text: str | None) -> Repository:
+        """Store (or with None remove) a policy text verbatim.
+
+        Args:
+            field_name: ``repository_policy`` or ``lifecycle_policy`` (validated by the caller).
+
+        Raises:
+            RepositoryNotFound.
+        """
+        assert field_name in ("repository_policy", "lifecycle_policy")
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, name, for_update=True)
+            setattr(repository, field_name, text)
+            if field_name == "lifecycle_policy" and text is None:
+                repository.lifecycle_evaluated_at = None
+            return repository
+
     def count(self) -> int:
         """Number of repositories in the registry."""
         with self.context.database.read() as session:
@@ -192,12 +274,21 @@ def _check_settings(settings: RepositorySettings) -> None:
     if settings.encryption_type == "AES256" and settings.kms_key:
         raise errors.InvalidInput("kmsKey can only be specified when encryptionType is KMS")
     keys = [tag["Key"] for tag in settings.tags]
+    _check_tags(settings.tags)
+    if len(keys) > MAX_RESOURCE_TAGS:
+        raise errors.TooManyResourceTags(
+            f"A repository can have at most {MAX_RESOURCE_TAGS} tags, not {len(keys)}"
+        )
+
+
+def _check_tags(tags: list[dict[str, str]]) -> None:
+    keys = [tag["Key"] for tag in tags]
+    if any(len(tag["Value"]) > 256 for tag in tags):
+        raise errors.InvalidResourceTag("Tag values must be at most 256 characters long")
     if len(keys) != len(set(keys)):
         raise errors.InvalidInput("Duplicate tag keys are not allowed")
     for key in keys:
         if key.lower().startswith("aws:"):
             raise errors.InvalidResourceTag(f"Tag keys starting with 'aws:' are reserved: {key}")
-    if len(keys) > MAX_RESOURCE_TAGS:
-        raise errors.TooManyResourceTags(
-            f"A repository can have at most {MAX_RESOURCE_TAGS} tags, not {len(keys)}"
-        )
+        if not 1 <= len(key) <= 128:
+            raise errors.InvalidResourceTag("Tag keys must be 1 to 128 characters long")

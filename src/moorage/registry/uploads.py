@@ -27,6 +27,8 @@ from moorage.registry.context import RegistryContext
 from moorage.storage.metadata.schema import UploadSession
 
 _UUID_LENGTH = 36
+MIN_PART_BYTES = 5 * 1024 * 1024
+PREFERRED_PART_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -158,13 +160,71 @@ class UploadService:
             raise
         return Append(self, upload_id, fd, size)
 
-    def complete(self, repository_name: str, upload_id: str, digest: str) -> int:
+    def append_part(self, repository_name: str, upload_id: str, first_byte: int, last_byte: int,
+                    data: bytes) -> int:
+        """ECR UploadLayerPart: append bytes ``first_byte``..``last_byte`` (inclusive).
+
+        Returns:
+            the last byte index now held.
+
+        Raises:
+            RepositoryNotFound, UploadNotFound.
+            UploadOffsetMismatch: the part does not start right after the bytes held, its range
+                is inverted, or its length differs from the range (``InvalidLayerPartException``
+                with ``lastValidByteReceived`` = ``size_bytes`` - 1).
+        """
+        if last_byte < first_byte or len(data) != last_byte - first_byte + 1:
+            size = self.size(repository_name, upload_id)
+            raise errors.UploadOffsetMismatch(
+                f"The layer part covers bytes {first_byte}-{last_byte} but carries {len(data)} bytes",
+                size,
+            )
+        with self.append(repository_name, upload_id, first_byte) as append:
+            append.write(data)
+        with self.context.database.transaction() as session:
+            row = session.get(UploadSession, upload_id)
+            if row is not None:
+                if row.last_part_bytes is not None and row.last_part_bytes < MIN_PART_BYTES:
+                    row.small_part = True
+                row.last_part_bytes = len(data)
+        return append.size_bytes - 1
+
+    def complete_layer(self, repository_name: str, upload_id: str, digest: str) -> bool:
+        """ECR CompleteLayerUpload: check the parts, then :meth:`complete`.
+
+        Returns:
+            True when the blob is new to the repository.
+
+        Raises:
+            RepositoryNotFound, UploadNotFound, EmptyUpload, LayerPartTooSmall, InvalidDigest,
+            DigestMismatch (``InvalidLayerException``), LayerAlreadyExists (the session is
+            discarded; clients treat this as success).
+        """
+        row = self._session(repository_name, upload_id)
+        size = self.context.blobs.upload_size(upload_id) or 0
+        if size == 0:
+            self._end(upload_id)
+            raise errors.EmptyUpload(f"The upload with id '{upload_id}' contains no layer parts")
+        if row.small_part:
+            self._end(upload_id)
+            raise errors.LayerPartTooSmall(
+                f"Layer parts other than the last must be at least {MIN_PART_BYTES} bytes"
+            )
+        _size, newly_linked = self.complete(repository_name, upload_id, digest)
+        if not newly_linked:
+            raise errors.LayerAlreadyExists(
+                f"The layer '{digest}' already exists in the repository with name "
+                f"'{repository_name}' in registry with id '{self.context.registry_id}'"
+            )
+        return True
+
+    def complete(self, repository_name: str, upload_id: str, digest: str) -> tuple[int, bool]:
         """Verify the session's bytes against ``digest``, publish the blob and link it.
 
         The session ends either way: on a digest mismatch its data is discarded.
 
         Returns:
-            the blob's size in bytes.
+            (the blob's size in bytes, True when the link to the repository is new).
 
         Raises:
             InvalidDigest: malformed digest (``DIGEST_INVALID``).
@@ -192,9 +252,9 @@ class UploadService:
             repository = self.context.repository(session, repository_name)
             now = self.context.clock.now()
             record_blob(session, digest, size, now)
-            link_blob(session, repository.id, digest, now)
+            newly_linked = link_blob(session, repository.id, digest, now)
             session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
-        return size
+        return size, newly_linked
 
     def cancel(self, repository_name: str, upload_id: str) -> None:
         """End the session and discard its data.
@@ -218,7 +278,10 @@ class UploadService:
             repository = self.context.repository(session, repository_name)
             row = session.get(UploadSession, upload_id.lower())
             if row is None or row.repository_id != repository.id:
-                raise errors.UploadNotFound(f"upload {upload_id} is unknown")
+                raise errors.UploadNotFound(
+                    f"The upload with id '{upload_id}' does not exist in the repository with "
+                    f"name '{repository_name}'"
+                )
             return row
 
     def _finish_append(self, append: Append) -> None:

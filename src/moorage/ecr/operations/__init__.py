@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moorage.ecr.model import service_model
-from moorage.ecr.operations import authorization, repositories
+from moorage.ecr.operations import authorization, images, layers, policies, repositories, settings
 from moorage.ecr.operations.context import OperationContext
 
 Handler = Callable[[OperationContext, dict[str, Any]], dict[str, Any]]
@@ -21,6 +21,28 @@ OPERATIONS: dict[str, Handler] = {
     "DescribeRepositories": repositories.describe_repositories,
     "DeleteRepository": repositories.delete_repository,
     "GetAuthorizationToken": authorization.get_authorization_token,
+    "PutImage": images.put_image,
+    "BatchGetImage": images.batch_get_image,
+    "BatchDeleteImage": images.batch_delete_image,
+    "DescribeImages": images.describe_images,
+    "ListImages": images.list_images,
+    "InitiateLayerUpload": layers.initiate_layer_upload,
+    "UploadLayerPart": layers.upload_layer_part,
+    "CompleteLayerUpload": layers.complete_layer_upload,
+    "BatchCheckLayerAvailability": layers.batch_check_layer_availability,
+    "GetDownloadUrlForLayer": layers.get_download_url_for_layer,
+    "SetRepositoryPolicy": policies.set_repository_policy,
+    "GetRepositoryPolicy": policies.get_repository_policy,
+    "DeleteRepositoryPolicy": policies.delete_repository_policy,
+    "PutLifecyclePolicy": policies.put_lifecycle_policy,
+    "GetLifecyclePolicy": policies.get_lifecycle_policy,
+    "DeleteLifecyclePolicy": policies.delete_lifecycle_policy,
+    "TagResource": settings.tag_resource,
+    "UntagResource": settings.untag_resource,
+    "ListTagsForResource": settings.list_tags_for_resource,
+    "PutImageTagMutability": settings.put_image_tag_mutability,
+    "PutImageScanningConfiguration": settings.put_image_scanning_configuration,
+    "DescribeRegistry": settings.describe_registry,
 }
 
 

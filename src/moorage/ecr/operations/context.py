@@ -18,12 +18,16 @@ class OperationContext:
         registry_host: host[:port] of the data plane, for ``repositoryUri`` and
             ``proxyEndpoint`` (``MOORAGE_REGISTRY_HOST`` or the request's Host).
         scheme: ``https`` when ``MOORAGE_REGISTRY_HOST`` is set, else the request's scheme.
+        request_host: the Host this request arrived on (for URLs served by this server).
+        request_scheme: the scheme this request arrived with.
     """
 
     services: Services
     principal: Principal
     registry_host: str
     scheme: str
+    request_host: str
+    request_scheme: str
 
     @property
     def registry_id(self) -> str:

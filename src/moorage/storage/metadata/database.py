@@ -72,17 +72,21 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def insert_ignoring_duplicates(session: Session, table: type, values: dict) -> None:
+def insert_ignoring_duplicates(session: Session, table: type, values: dict) -> bool:
     """INSERT ``values`` into ``table`` unless a row with the same primary key exists.
 
     Race-free on both dialects (``ON CONFLICT DO NOTHING``): content-addressed facts such as
     "blob X exists" or "blob X is linked to repository R" may be recorded twice concurrently.
+
+    Returns:
+        True when a row was inserted.
     """
     if session.get_bind().dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)
 
 
 class Database:

@@ -1,0 +1,46 @@
+"""``GET /_moorage/layers/<repository>/<digest>?expires=&signature=``: the blob behind a URL from
+GetDownloadUrlForLayer, served without Basic auth (the signature is the credential)."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from moorage import errors
+from moorage.auth.download_urls import PATH_PREFIX
+from moorage.distribution.errors import OciError, error_response, from_domain
+from moorage.services import Services
+
+_PATH = re.compile(r"(?P<name>.+)/(?P<digest>sha256:[a-f0-9]{64})")
+
+
+class SignedLayerDownload:
+    """ASGI endpoint serving signed layer URLs."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def __call__(self, request: Request) -> Response:
+        head = request.method == "HEAD"
+        match = _PATH.fullmatch(request.url.path[len(PATH_PREFIX):])
+        params = request.query_params
+        try:
+            if match is None or not self.services.download_urls.verify(
+                match["name"], match["digest"], params.get("expires", ""),
+                params.get("signature", ""), self.services.context.clock.now(),
+            ):
+                raise OciError("DENIED", "the download URL is invalid or has expired", 403)
+            size = await run_in_threadpool(self.services.blobs.stat, match["name"], match["digest"])
+        except OciError as error:
+            return error_response(error, head=head)
+        except errors.MoorageError as error:
+            return error_response(from_domain(error), head=head)
+        headers = {"Docker-Content-Digest": match["digest"], "Content-Length": str(size)}
+        if head:
+            return Response(b"", 200, headers=headers, media_type="application/octet-stream")
+        return FileResponse(self.services.blobs.path(match["digest"]),
+                            headers={"Docker-Content-Digest": match["digest"]},
+                            media_type="application/octet-stream")

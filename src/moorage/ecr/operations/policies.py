@@ -1,0 +1,82 @@
+"""Repository policies and lifecycle policies: stored and validated (ecr-api.md §3.15–3.18).
+
+Enforcement of repository policies and execution of lifecycle policies are separate concerns
+(``moorage.auth.policy`` evaluation, ``moorage.lifecycle``); these operations only keep the
+documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moorage.auth.policy import parse_policy
+from moorage.ecr.exceptions import EcrError
+from moorage.ecr.operations.context import OperationContext
+from moorage.ecr.operations.shared import check_registry_id
+from moorage.lifecycle.rules import parse_lifecycle_policy
+from moorage.storage.metadata.schema import Repository
+
+
+def _identity(context: OperationContext, repository: Repository) -> dict[str, Any]:
+    return {"registryId": context.registry_id, "repositoryName": repository.name}
+
+
+def _not_found(code: str, kind: str, context: OperationContext, name: str) -> EcrError:
+    return EcrError(code, f"{kind} does not exist for the repository with name '{name}' in the "
+                          f"registry with id '{context.registry_id}'")
+
+
+def set_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    """SetRepositoryPolicy: validate the IAM resource policy, store it verbatim, echo it.
+
+    ``force`` is accepted; Moorage does not refuse policies that would lock the caller out.
+    """
+    check_registry_id(context, params)
+    text = params["policyText"]
+    context.services.repositories.get(params["repositoryName"])
+    parse_policy(text, kind="repository")
+    repository = context.services.repositories.set_policy(params["repositoryName"], "repository_policy", text)
+    return {**_identity(context, repository), "policyText": text}
+
+
+def get_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetRepositoryPolicy: the stored text, or RepositoryPolicyNotFoundException."""
+    check_registry_id(context, params)
+    repository = context.services.repositories.get(params["repositoryName"])
+    if repository.repository_policy is None:
+        raise _not_found("RepositoryPolicyNotFoundException", "Repository policy", context, repository.name)
+    return {**_identity(context, repository), "policyText": repository.repository_policy}
+
+
+def delete_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    """DeleteRepositoryPolicy: returns the removed text."""
+    result = get_repository_policy(context, params)
+    context.services.repositories.set_policy(params["repositoryName"], "repository_policy", None)
+    return result
+
+
+def put_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    """PutLifecyclePolicy: validate with ECR's messages, store verbatim, echo it."""
+    check_registry_id(context, params)
+    text = params["lifecyclePolicyText"]
+    context.services.repositories.get(params["repositoryName"])
+    parse_lifecycle_policy(text)
+    repository = context.services.repositories.set_policy(params["repositoryName"], "lifecycle_policy", text)
+    return {**_identity(context, repository), "lifecyclePolicyText": text}
+
+
+def get_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetLifecyclePolicy: the stored text and ``lastEvaluatedAt`` (absent before a run)."""
+    check_registry_id(context, params)
+    repository = context.services.repositories.get(params["repositoryName"])
+    if repository.lifecycle_policy is None:
+        raise _not_found("LifecyclePolicyNotFoundException", "Lifecycle policy", context, repository.name)
+    return {**_identity(context, repository), "lifecyclePolicyText": repository.lifecycle_policy,
+            "lastEvaluatedAt": repository.lifecycle_evaluated_at}
+
+
+def delete_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    """DeleteLifecyclePolicy: returns the removed text and ``lastEvaluatedAt``."""
+    result = get_lifecycle_policy(context, params)
+    context.services.repositories.set_policy(params["repositoryName"], "lifecycle_policy", None)
+    return result
