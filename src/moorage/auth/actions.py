@@ -139,7 +139,8 @@ _ACTION_EXCEPTIONS: dict[str, tuple[str, ...]] = {
 
 def _build_table() -> dict[str, OperationAuth]:
     table: dict[str, OperationAuth] = {}
-    for scope, names in (("repository", _REPOSITORY_OPERATIONS), ("registry", _REGISTRY_OPERATIONS)):
+    groups = (("repository", _REPOSITORY_OPERATIONS), ("registry", _REGISTRY_OPERATIONS))
+    for scope, names in groups:
         for name in names:
             actions = _ACTION_EXCEPTIONS.get(name, (f"ecr:{name}",))
             table[name] = OperationAuth(name, actions, scope)  # type: ignore[arg-type]

@@ -40,7 +40,8 @@ Grammar decisions where §5.1 leaves room (all stricter rejections are [unverifi
   root|user/…|role/…|federated-user/…``, ``arn:…:sts::<acct>:assumed-role/<role>/<session>``),
   ``Service`` (``lambda.amazonaws.com``) and/or ``Federated`` (any non-empty string). Partial
   wildcards in principals are rejected, as in IAM; match principals by pattern with
-  ``ArnLike`` on ``aws:PrincipalArn``. ``{"AWS": "*"}`` means ``"*"``. ``CanonicalUser`` is rejected.
+  ``ArnLike`` on ``aws:PrincipalArn``. ``{"AWS": "*"}`` means ``"*"``. ``CanonicalUser`` is
+  rejected.
 * Resources: ``*`` or a six-part ARN (wildcards allowed in every part); resource policies only
   ECR ARNs (the service part must match ``ecr``).
 * Condition: ``{Operator: {Key: Value | [Value, ...]}}``; ``Condition: {}`` is accepted, an empty
@@ -775,7 +776,8 @@ def _request_context(request: AuthorizationRequest) -> dict[str, tuple[str, ...]
         principal_arn = request.principal_arn
         session = _ASSUMED_ROLE.fullmatch(principal_arn)
         if session:
-            principal_arn = f"arn:{session.group(1)}:iam::{session.group(2)}:role/{session.group(3)}"
+            partition, account, role = session.groups()
+            principal_arn = f"arn:{partition}:iam::{account}:role/{role}"
         context["aws:principalarn"] = (principal_arn,)
     if request.principal_account:
         context["aws:principalaccount"] = (request.principal_account,)
@@ -827,7 +829,7 @@ def _principal_grant(
         if entry in arns:
             return "direct"
         role = _ROLE.fullmatch(entry)
-        if session and role and (role.group(1), role.group(2)) == (session.group(2), session.group(3)):
+        if session and role and role.groups() == session.groups()[1:]:
             return "direct"
     return grant
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from moorage import errors
@@ -55,7 +56,7 @@ def put_image(context: OperationContext, params: dict[str, Any]) -> dict[str, An
             raise invalid_parameter(
                 f"Invalid parameter at 'ImageManifest' failed to satisfy constraint: '{error.message}'"
             ) from None
-        if b'"mediaType"' not in content:
+        if not _declares_media_type(content):
             raise invalid_parameter(
                 "Invalid parameter at 'imageManifestMediaType': the manifest has no mediaType; "
                 f"specify imageManifestMediaType (detected {declared.media_type})"
@@ -85,6 +86,13 @@ def put_image(context: OperationContext, params: dict[str, Any]) -> dict[str, An
         "imageManifest": params["imageManifest"],
         "imageManifestMediaType": result.manifest.media_type,
     }}
+
+
+def _declares_media_type(content: bytes) -> bool:
+    try:
+        return "mediaType" in json.loads(content)
+    except ValueError:
+        return False
 
 
 def batch_get_image(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
