@@ -205,8 +205,18 @@ def link_blob(session: Session, repository_id: int, digest: str, now: float) -> 
     )
 
 
-def record_blob(session: Session, digest: str, size_bytes: int, now: float) -> None:
-    """Record a published, verified blob inside ``session``; already recorded is fine."""
-    insert_ignoring_duplicates(
-        session, Blob, {"digest": digest, "size_bytes": size_bytes, "created_at": now}
-    )
+def claim_blob(session: Session, digest: str, size_bytes: int, now: float) -> None:
+    """Insert the row of blob ``digest``, or lock the existing one, until ``session`` ends.
+
+    The lock orders a publication against a concurrent garbage collection of the same blob.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite transactions of writers are serialised already (BEGIN IMMEDIATE).
+        insert_ignoring_duplicates(
+            session, Blob, {"digest": digest, "size_bytes": size_bytes, "created_at": now})
+        return
+    from sqlalchemy.dialects.postgresql import insert
+
+    statement = insert(Blob).values(digest=digest, size_bytes=size_bytes, created_at=now)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[Blob.digest], set_={"size_bytes": statement.excluded.size_bytes}))

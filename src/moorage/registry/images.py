@@ -161,9 +161,11 @@ class ImageService:
             for descriptor in manifest.manifests:
                 references.setdefault((descriptor.digest, "manifest"), descriptor.media_type)
             session.add_all(
-                ImageReference(image_id=image.id, digest=digest, kind=kind, media_type=media_type)
+                ImageReference(image_id=image.id, digest=digest, kind=kind, media_type=media_type,
+                               blob_digest=digest if kind == "blob" else None)
                 for (digest, kind), media_type in references.items()
             )
+            session.flush()
         if tag is not None:
             self._point_tag(session, repository, tag, image)
         return created

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 
 from moorage import errors
 from moorage.images.digests import parse_digest
-from moorage.registry.blobs import link_blob, record_blob
+from moorage.registry.blobs import claim_blob, link_blob
 from moorage.registry.context import RegistryContext
 from moorage.storage.metadata.schema import UploadSession
 
@@ -247,11 +247,15 @@ class UploadService:
             raise errors.DigestMismatch(
                 f"the uploaded content has digest {actual}, not {digest}"
             )
-        self.context.blobs.publish_upload(upload_id, digest)
+        # Order matters for garbage collection: take the blob row (insert or lock it) first,
+        # then publish the file, then link — all in one transaction. A collector deleting the
+        # same blob either finished before (we publish afresh) or waits for us (and then finds
+        # the new link and keeps the blob).
         with self.context.database.transaction() as session:
             repository = self.context.repository(session, repository_name)
             now = self.context.clock.now()
-            record_blob(session, digest, size, now)
+            claim_blob(session, digest, size, now)
+            self.context.blobs.publish_upload(upload_id, digest)
             newly_linked = link_blob(session, repository.id, digest, now)
             session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
         return size, newly_linked

@@ -110,7 +110,12 @@ class Image(Base):
 
 
 class ImageReference(Base):
-    """What an image references: its config and layer blobs, or its child manifests."""
+    """What an image references: its config and layer blobs, or its child manifests.
+
+    ``blob_digest`` repeats ``digest`` for blob references only, as a foreign key to ``blobs``:
+    the database itself then refuses to delete a blob an image references (garbage collection
+    relies on this, on SQLite and PostgreSQL alike).
+    """
 
     __tablename__ = "image_references"
 
@@ -120,6 +125,9 @@ class ImageReference(Base):
     digest: Mapped[str] = mapped_column(String(80), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "blob" | "manifest"
     media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    blob_digest: Mapped[str | None] = mapped_column(
+        ForeignKey("blobs.digest"), nullable=True, index=True
+    )
 
 
 Index("ix_image_references_digest", ImageReference.digest)
@@ -152,6 +160,32 @@ class UploadSession(Base):
     # last was smaller than the 5 MiB minimum (LayerPartTooSmallException at completion).
     last_part_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     small_part: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class LifecyclePreview(Base):
+    """The latest lifecycle policy preview of a repository (StartLifecyclePolicyPreview)."""
+
+    __tablename__ = "lifecycle_previews"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # IN_PROGRESS | COMPLETE | FAILED
+    policy_text: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Float)
+    evaluated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    results: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Lease(Base):
+    """A named lease held by one process until ``expires_at`` (periodic tasks across replicas)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Float)
 
 
 class AccessKey(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 01:06:41.510857
+Create Date: 2026-11-30 01:16:28.985182
 """
 from alembic import op
 import sqlalchemy as sa
@@ -28,6 +28,12 @@ def upgrade() -> None:
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('digest')
+    )
+    op.create_table('leases',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('holder', sa.String(length=128), nullable=False),
+    sa.Column('expires_at', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
     )
     op.create_table('repositories',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -66,6 +72,17 @@ def upgrade() -> None:
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.create_index('ix_images_subject', ['repository_id', 'subject_digest'], unique=False)
 
+    op.create_table('lifecycle_previews',
+    sa.Column('repository_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('policy_text', sa.Text(), nullable=False),
+    sa.Column('started_at', sa.Float(), nullable=False),
+    sa.Column('evaluated_at', sa.Float(), nullable=True),
+    sa.Column('results', sa.JSON(), nullable=True),
+    sa.Column('failure_reason', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('repository_id')
+    )
     op.create_table('repository_blobs',
     sa.Column('repository_id', sa.Integer(), nullable=False),
     sa.Column('digest', sa.String(length=80), nullable=False),
@@ -98,10 +115,13 @@ def upgrade() -> None:
     sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('media_type', sa.String(length=255), nullable=True),
+    sa.Column('blob_digest', sa.String(length=80), nullable=True),
+    sa.ForeignKeyConstraint(['blob_digest'], ['blobs.digest'], ),
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('image_id', 'digest', 'kind')
     )
     with op.batch_alter_table('image_references', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_image_references_blob_digest'), ['blob_digest'], unique=False)
         batch_op.create_index('ix_image_references_digest', ['digest'], unique=False)
 
     op.create_table('tags',
@@ -127,16 +147,19 @@ def downgrade() -> None:
     op.drop_table('tags')
     with op.batch_alter_table('image_references', schema=None) as batch_op:
         batch_op.drop_index('ix_image_references_digest')
+        batch_op.drop_index(batch_op.f('ix_image_references_blob_digest'))
 
     op.drop_table('image_references')
     op.drop_table('upload_sessions')
     op.drop_table('resource_tags')
     op.drop_table('repository_blobs')
+    op.drop_table('lifecycle_previews')
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.drop_index('ix_images_subject')
 
     op.drop_table('images')
     op.drop_table('repositories')
+    op.drop_table('leases')
     op.drop_table('blobs')
     op.drop_table('access_keys')
     # ### end Alembic commands ###
