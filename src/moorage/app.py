@@ -6,6 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -13,17 +17,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from moorage.background import BackgroundRunner, PeriodicTask
 from moorage.distribution.download import SignedLayerDownload
 from moorage.distribution.routes import DistributionApp
 from moorage.ecr.endpoint import EcrEndpoint
 from moorage.ecr.operations import check_dispatch_table
 from moorage.services import Services
+from moorage.test_clock import TestClockEndpoint
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def create_app(services: Services) -> Starlette:
-    """The ASGI application serving ``services``."""
+def periodic_tasks(services: Services) -> list[PeriodicTask]:
+    """The server's periodic tasks: lifecycle policies and garbage collection."""
+    from moorage.lifecycle.executor import LifecycleExecutor
+    from moorage.registry.housekeeping import Housekeeping
+
+    settings = services.settings
+    return [
+        PeriodicTask("lifecycle", settings.lifecycle_interval, lambda: LifecycleExecutor(services).run()),
+        PeriodicTask("gc", settings.gc_interval, lambda: Housekeeping(services.context).collect(
+            grace_seconds=settings.gc_grace)),
+    ]
+
+
+def create_app(services: Services, *, background: bool = True) -> Starlette:
+    """The ASGI application serving ``services``; with ``background``, the periodic tasks run
+    while it serves."""
     check_dispatch_table()
     distribution = DistributionApp(services)
 
@@ -50,5 +70,16 @@ def create_app(services: Services) -> Starlette:
         Route("/v2/{path:path}", distribution.__call__, methods=ALL_METHODS),
         Route("/_moorage/layers/{path:path}", SignedLayerDownload(services).__call__,
               methods=["GET", "HEAD"]),
+        Route("/_moorage/clock", TestClockEndpoint(
+            services.context.clock, services.settings.test_clock).__call__, methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runner = BackgroundRunner(services.context.database, time.time)
+        if background:
+            runner.start(periodic_tasks(services))
+        yield
+        runner.stop()
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -12,13 +12,17 @@
 | admin key | | ``MOORAGE_ADMIN_ACCESS_KEY_ID`` + ``MOORAGE_ADMIN_SECRET_ACCESS_KEY`` | generated |
 | token_secret | | ``MOORAGE_TOKEN_SECRET`` | ``<data_dir>/token-secret`` (generated) |
 | log_format | | ``MOORAGE_LOG_FORMAT`` (``console``/``json``) | ``console`` |
+| lifecycle_interval | | ``MOORAGE_LIFECYCLE_INTERVAL`` (seconds; 0 disables) | ``3600`` |
+| gc_interval | | ``MOORAGE_GC_INTERVAL`` (seconds; 0 disables) | ``3600`` |
+| gc_grace | | ``MOORAGE_GC_GRACE`` (seconds) | ``86400`` |
+| test_clock | | ``MOORAGE_TEST_CLOCK`` (``1`` enables ``POST /_moorage/clock``) | off |
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
@@ -48,7 +52,10 @@ class Settings:
     admin_secret_access_key: str | None = None
     token_secret: str | None = None
     log_format: str = "console"
-    extra: dict[str, str] = field(default_factory=dict)
+    lifecycle_interval: float = 3600.0
+    gc_interval: float = 3600.0
+    gc_grace: float = 86400.0
+    test_clock: bool = False
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_ID.fullmatch(self.account_id):
@@ -63,6 +70,9 @@ class Settings:
             )
         if self.log_format not in ("console", "json"):
             raise SettingsError("MOORAGE_LOG_FORMAT must be 'console' or 'json'")
+        for name in ("lifecycle_interval", "gc_interval", "gc_grace"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"MOORAGE_{name.upper()} must not be negative")
 
     @property
     def effective_database_url(self) -> str:
@@ -91,6 +101,10 @@ class Settings:
             "admin_secret_access_key": env.get("MOORAGE_ADMIN_SECRET_ACCESS_KEY") or None,
             "token_secret": env.get("MOORAGE_TOKEN_SECRET") or None,
             "log_format": env.get("MOORAGE_LOG_FORMAT", "console"),
+            "lifecycle_interval": _number_env("MOORAGE_LIFECYCLE_INTERVAL", 3600.0),
+            "gc_interval": _number_env("MOORAGE_GC_INTERVAL", 3600.0),
+            "gc_grace": _number_env("MOORAGE_GC_GRACE", 86400.0),
+            "test_clock": env.get("MOORAGE_TEST_CLOCK", "") in ("1", "true", "yes"),
         }
         for key, value in overrides.items():
             if value is not None:
@@ -106,3 +120,13 @@ def _int_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _number_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None

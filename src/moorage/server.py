@@ -37,6 +37,9 @@ def run(settings: Settings) -> None:
     log.info("serving", host=settings.host, port=settings.port, data_dir=str(settings.data_dir.resolve()),
              database=services.context.database.engine.url.render_as_string(hide_password=True),
              account_id=settings.account_id, region=settings.region)
+    if settings.test_clock:
+        log.warning("test clock enabled: POST /_moorage/clock can change this server's time; "
+                    "never enable MOORAGE_TEST_CLOCK in production")
     app = create_app(services)
     # uvicorn finishes in-flight requests, then re-raises the signal it caught: exit cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

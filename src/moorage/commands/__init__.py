@@ -1,0 +1,1 @@
+"""Command-line sub-commands beyond ``serve`` and ``keys``."""
