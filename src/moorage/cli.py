@@ -1,4 +1,4 @@
-"""The ``moorage`` command line: serve, and key management (typer).
+"""The ``moorage`` command line (typer): serve, keys, gc, fsck, lifecycle.
 
 Every command that touches the registry takes the same storage options as ``serve`` and works
 while a server runs on the same data.
@@ -6,28 +6,21 @@ while a server runs on the same data.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from moorage.config import Settings, SettingsError
+from moorage.commands import housekeeping
+from moorage.commands.lifecycle import lifecycle_app
+from moorage.commands.common import DatabaseUrl, DataDir, load_settings, open_services
 
 app = typer.Typer(help="Moorage: a self-hosted container registry compatible with Amazon ECR.",
                   no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage access keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory [env MOORAGE_DATA_DIR; default ./moorage-data]")]
-DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", help="SQLAlchemy URL [env MOORAGE_DATABASE_URL; default SQLite in the data directory]")]
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        return Settings.from_environment(**overrides)
-    except SettingsError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+app.command()(housekeeping.gc)
+app.command()(housekeeping.fsck)
+app.add_typer(lifecycle_app, name="lifecycle")
 
 
 @app.command()
@@ -42,20 +35,7 @@ def serve(
     from moorage.services import StartupError
 
     try:
-        run(_settings(host=host, port=port, data_dir=data_dir, database_url=database_url))
-    except StartupError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _services(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
-    from moorage.observability import configure_logging
-    from moorage.services import StartupError, build_services
-
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    configure_logging(settings.log_format)
-    try:
-        return build_services(settings)
+        run(load_settings(host=host, port=port, data_dir=data_dir, database_url=database_url))
     except StartupError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -68,7 +48,7 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an access key and print it (the secret is shown only once)."""
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     key = services.keys.create(user)
     typer.echo(f"aws_access_key_id = {key.access_key_id}")
     typer.echo(f"aws_secret_access_key = {key.secret_access_key}")
@@ -78,7 +58,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List access keys (without secrets)."""
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     for key in services.keys.list():
         typer.echo(f"{key.access_key_id}\t{key.user_name}")
     services.close()
@@ -91,7 +71,7 @@ def keys_delete(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete an access key; requests signed with it, and its login tokens, stop working."""
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     deleted = services.keys.delete(access_key_id)
     services.close()
     if not deleted:

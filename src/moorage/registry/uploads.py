@@ -18,7 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from moorage import errors
 from moorage.images.digests import parse_digest
@@ -182,11 +182,12 @@ class UploadService:
         with self.append(repository_name, upload_id, first_byte) as append:
             append.write(data)
         with self.context.database.transaction() as session:
-            row = session.get(UploadSession, upload_id)
-            if row is not None:
-                if row.last_part_bytes is not None and row.last_part_bytes < MIN_PART_BYTES:
-                    row.small_part = True
-                row.last_part_bytes = len(data)
+            # A part smaller than the minimum that is followed by another part was not the last.
+            session.execute(update(UploadSession).where(
+                UploadSession.id == upload_id, UploadSession.last_part_bytes < MIN_PART_BYTES,
+            ).values(small_part=True))
+            session.execute(update(UploadSession).where(UploadSession.id == upload_id).values(
+                last_part_bytes=len(data)))
         return append.size_bytes - 1
 
     def complete_layer(self, repository_name: str, upload_id: str, digest: str) -> bool:
@@ -240,7 +241,10 @@ class UploadService:
         if running is not None and running.offset == size:
             hasher = running.hasher
         else:
-            hasher = self.context.blobs.hash_upload(upload_id)
+            try:
+                hasher = self.context.blobs.hash_upload(upload_id)
+            except FileNotFoundError:  # collected as abandoned meanwhile
+                raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
             self._end(upload_id)
@@ -250,14 +254,21 @@ class UploadService:
         # Order matters for garbage collection: take the blob row (insert or lock it) first,
         # then publish the file, then link — all in one transaction. A collector deleting the
         # same blob either finished before (we publish afresh) or waits for us (and then finds
-        # the new link and keeps the blob).
+        # the new link and keeps the blob). The session row is locked too, so a collector of
+        # abandoned uploads cannot remove the data being published.
         with self.context.database.transaction() as session:
             repository = self.context.repository(session, repository_name)
+            row = session.get(UploadSession, upload_id, with_for_update=not self.context.database.is_sqlite)
+            if row is None or row.repository_id != repository.id:
+                raise errors.UploadNotFound(f"upload {upload_id} is unknown")
             now = self.context.clock.now()
             claim_blob(session, digest, size, now)
-            self.context.blobs.publish_upload(upload_id, digest)
+            try:
+                self.context.blobs.publish_upload(upload_id, digest)
+            except FileNotFoundError:
+                raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
             newly_linked = link_blob(session, repository.id, digest, now)
-            session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+            session.delete(row)
         return size, newly_linked
 
     def cancel(self, repository_name: str, upload_id: str) -> None:
@@ -290,10 +301,8 @@ class UploadService:
 
     def _finish_append(self, append: Append) -> None:
         with self.context.database.transaction() as session:
-            row = session.get(UploadSession, append.upload_id)
-            if row is not None:
-                row.size_bytes = append.size_bytes
-                row.updated_at = self.context.clock.now()
+            session.execute(update(UploadSession).where(UploadSession.id == append.upload_id).values(
+                size_bytes=append.size_bytes, updated_at=self.context.clock.now()))
 
     def _end(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)

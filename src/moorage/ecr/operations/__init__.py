@@ -12,6 +12,7 @@ from typing import Any
 
 from moorage.ecr.model import service_model
 from moorage.ecr.operations import authorization, images, layers, policies, repositories, settings
+from moorage.ecr.operations import lifecycle
 from moorage.ecr.operations.context import OperationContext
 
 Handler = Callable[[OperationContext, dict[str, Any]], dict[str, Any]]
@@ -37,6 +38,8 @@ OPERATIONS: dict[str, Handler] = {
     "PutLifecyclePolicy": policies.put_lifecycle_policy,
     "GetLifecyclePolicy": policies.get_lifecycle_policy,
     "DeleteLifecyclePolicy": policies.delete_lifecycle_policy,
+    "StartLifecyclePolicyPreview": lifecycle.start_lifecycle_policy_preview,
+    "GetLifecyclePolicyPreview": lifecycle.get_lifecycle_policy_preview,
     "TagResource": settings.tag_resource,
     "UntagResource": settings.untag_resource,
     "ListTagsForResource": settings.list_tags_for_resource,
