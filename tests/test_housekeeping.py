@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -107,7 +108,9 @@ def test_push_racing_gc_never_leaves_a_broken_image(quiet_server):
     collections = []
 
     def collect() -> None:
-        while not stop.is_set():
+        # Collections at random moments: some land between a blob upload and the manifest
+        # that references it, some while a manifest is being stored.
+        while not stop.wait(random.uniform(0, 0.02)):
             collections.append(housekeeping.collect(grace_seconds=0))
 
     collector = threading.Thread(target=collect)
@@ -115,7 +118,7 @@ def test_push_racing_gc_never_leaves_a_broken_image(quiet_server):
     pushed, refused = [], 0
     try:
         with server.http() as http:
-            for round_number in range(40):
+            for round_number in range(80):
                 config = compact({"round": round_number, "nonce": os.urandom(4).hex()})
                 layer = os.urandom(2000)
                 statuses = [http.post("/v2/race/gc/blobs/uploads/", params={"digest": digest_of(b)},
@@ -144,6 +147,7 @@ def test_push_racing_gc_never_leaves_a_broken_image(quiet_server):
             assert http.get(f"/v2/race/gc/manifests/r{round_number}").status_code == 200
             assert http.get(f"/v2/race/gc/blobs/{digest_of(config)}").content == config
             assert http.get(f"/v2/race/gc/blobs/{digest_of(layer)}").content == layer
+    print(f"pushed {len(pushed)}, refused {refused}, collections {len(collections)}")
     assert len(collections) > 1 and pushed
     assert sum(len(c.blobs) + len(c.uploads) for c in collections) > 0
     report = housekeeping.fsck()
