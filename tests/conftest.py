@@ -84,6 +84,7 @@ def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | 
         MOORAGE_ACCOUNT_ID=ACCOUNT_ID, MOORAGE_REGION=REGION,
         MOORAGE_ADMIN_ACCESS_KEY_ID=ACCESS_KEY_ID,
         MOORAGE_ADMIN_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
+        MOORAGE_WORKERS="1",
     )
     env.update(extra_env or {})
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,8 @@ def fresh_database_url(request, tmp_path_factory):  # type: ignore[no-untyped-de
 @pytest.fixture(scope="session")
 def server(database_url, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The real server on a free port, one per metadata backend."""
-    running = start_server(tmp_path_factory.mktemp("data") / "data", database_url)
+    # Two worker processes: requests of one push land on different processes, as in production.
+    running = start_server(tmp_path_factory.mktemp("data") / "data", database_url, {"MOORAGE_WORKERS": "2"})
     yield running
     stop_server(running)
 

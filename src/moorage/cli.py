@@ -27,6 +27,7 @@ app.add_typer(lifecycle_app, name="lifecycle")
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on [env MOORAGE_HOST; default 127.0.0.1]")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [env MOORAGE_PORT; default 5000]")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes [env MOORAGE_WORKERS; default: number of CPUs]")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -35,7 +36,7 @@ def serve(
     from moorage.services import StartupError
 
     try:
-        run(load_settings(host=host, port=port, data_dir=data_dir, database_url=database_url))
+        run(load_settings(host=host, port=port, workers=workers, data_dir=data_dir, database_url=database_url))
     except StartupError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

@@ -16,6 +16,8 @@
 | gc_interval | | ``MOORAGE_GC_INTERVAL`` (seconds; 0 disables) | ``3600`` |
 | gc_grace | | ``MOORAGE_GC_GRACE`` (seconds) | ``86400`` |
 | test_clock | | ``MOORAGE_TEST_CLOCK`` (``1`` enables ``POST /_moorage/clock``) | off |
+| workers | ``--workers`` | ``MOORAGE_WORKERS`` | number of CPUs (granian only) |
+| asgi_server | | ``MOORAGE_ASGI_SERVER`` (``granian``/``uvicorn``) | ``granian`` |
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Settings:
     gc_interval: float = 3600.0
     gc_grace: float = 86400.0
     test_clock: bool = False
+    workers: int = 1
+    asgi_server: str = "granian"
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_ID.fullmatch(self.account_id):
@@ -70,6 +74,13 @@ class Settings:
             )
         if self.log_format not in ("console", "json"):
             raise SettingsError("MOORAGE_LOG_FORMAT must be 'console' or 'json'")
+        if self.asgi_server not in ("granian", "uvicorn"):
+            raise SettingsError("MOORAGE_ASGI_SERVER must be 'granian' or 'uvicorn'")
+        if not 1 <= self.workers <= 64:
+            raise SettingsError(f"workers must be between 1 and 64, not {self.workers}")
+        if self.test_clock and self.workers != 1:
+            # The frozen instant lives in one process's memory: one worker sees every request.
+            object.__setattr__(self, "workers", 1)
         for name in ("lifecycle_interval", "gc_interval", "gc_grace"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"MOORAGE_{name.upper()} must not be negative")
@@ -105,6 +116,8 @@ class Settings:
             "gc_interval": _number_env("MOORAGE_GC_INTERVAL", 3600.0),
             "gc_grace": _number_env("MOORAGE_GC_GRACE", 86400.0),
             "test_clock": env.get("MOORAGE_TEST_CLOCK", "") in ("1", "true", "yes"),
+            "workers": _int_env("MOORAGE_WORKERS", os.cpu_count() or 1),
+            "asgi_server": env.get("MOORAGE_ASGI_SERVER", "granian"),
         }
         for key, value in overrides.items():
             if value is not None:

@@ -1,18 +1,23 @@
-"""Run the ASGI app under uvicorn, with graceful shutdown on SIGTERM/SIGINT.
+"""Run the ASGI app: granian (default) or uvicorn, with graceful shutdown on SIGTERM/SIGINT.
 
-uvicorn stops accepting connections on SIGTERM and lets in-flight requests finish (up to
-``GRACEFUL_SHUTDOWN_SECONDS``) before exiting.
+granian was chosen by measurement (docs/performance.md): it serves blobs with the
+``http.response.pathsend`` extension (the file goes from disk to socket without passing through
+Python) and parses HTTP in Rust. Both servers stop accepting connections on SIGTERM and let
+in-flight requests finish before exiting.
+
+Settings reach granian's worker processes through the environment (``MOORAGE_*``): the parent
+process validates them, migrates the database and creates the administrator key once, then
+each worker builds its own services with :func:`worker_app`.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 import structlog
-import uvicorn
 
-from moorage.app import create_app
 from moorage.config import Settings
 from moorage.observability import configure_logging
 from moorage.services import build_services
@@ -22,8 +27,34 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 log = structlog.get_logger("moorage")
 
 
+def _export(settings: Settings) -> None:
+    """Put the effective settings into ``MOORAGE_*`` variables for worker processes."""
+    values = {
+        "MOORAGE_DATA_DIR": str(settings.data_dir.resolve()),
+        "MOORAGE_DATABASE_URL": settings.effective_database_url,
+        "MOORAGE_HOST": settings.host,
+        "MOORAGE_PORT": str(settings.port),
+        "MOORAGE_WORKERS": str(settings.workers),
+        "MOORAGE_ASGI_SERVER": settings.asgi_server,
+    }
+    os.environ.update(values)
+
+
+def worker_app():  # type: ignore[no-untyped-def]
+    """ASGI app factory for a granian worker: settings from the environment, no migrations."""
+    from moorage.app import create_app
+
+    settings = Settings.from_environment()
+    configure_logging(settings.log_format)
+    return create_app(build_services(settings, migrate=False))
+
+
 def run(settings: Settings) -> None:
-    """Build the services, make sure an administrator key exists, and serve until stopped."""
+    """Build the services, make sure an administrator key exists, and serve until stopped.
+
+    Raises:
+        StartupError: the storage cannot be opened.
+    """
     configure_logging(settings.log_format)
     services = build_services(settings)
     access_key_id, credentials_path = services.keys.ensure_admin(
@@ -34,19 +65,41 @@ def run(settings: Settings) -> None:
                  hint=f"export AWS_SHARED_CREDENTIALS_FILE={credentials_path.resolve()}")
     else:
         log.info("admin key from MOORAGE_ADMIN_ACCESS_KEY_ID", access_key_id=access_key_id)
-    log.info("serving", host=settings.host, port=settings.port, data_dir=str(settings.data_dir.resolve()),
-             database=services.context.database.engine.url.render_as_string(hide_password=True),
-             account_id=settings.account_id, region=settings.region)
     if settings.test_clock:
         log.warning("test clock enabled: POST /_moorage/clock can change this server's time; "
                     "never enable MOORAGE_TEST_CLOCK in production")
-    app = create_app(services)
+    log.info("serving", host=settings.host, port=settings.port, data_dir=str(settings.data_dir.resolve()),
+             database=services.context.database.engine.url.render_as_string(hide_password=True),
+             account_id=settings.account_id, region=settings.region, server=settings.asgi_server,
+             workers=settings.workers)
+    if settings.asgi_server == "uvicorn":
+        _run_uvicorn(settings, services)
+    else:
+        services.close()
+        _run_granian(settings)
+
+
+def _run_uvicorn(settings: Settings, services) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from moorage.app import create_app
+
     # uvicorn finishes in-flight requests, then re-raises the signal it caught: exit cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level="warning",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, access_log=False,
-        )
+        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning",
+                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, access_log=False)
     finally:
         services.close()
+
+
+def _run_granian(settings: Settings) -> None:
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    _export(settings)
+    Server(
+        "moorage.server:worker_app", factory=True, address=settings.host, port=settings.port,
+        interface=Interfaces.ASGI, workers=settings.workers, log_enabled=False,
+        workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS, backpressure=256,
+    ).serve()
