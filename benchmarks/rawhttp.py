@@ -94,10 +94,13 @@ class Connection:
         if chunks is not None:
             sock.sendall(head)
             for chunk in chunks:
-                if len(chunk):
-                    sock.sendall(b"%x\r\n" % len(chunk))
+                n = len(chunk)
+                if n > 256 * 1024:
+                    sock.sendall(b"%x\r\n" % n)
                     sock.sendall(chunk)
                     sock.sendall(b"\r\n")
+                elif n:
+                    sock.sendall(b"%x\r\n%b\r\n" % (n, chunk))
             sock.sendall(b"0\r\n\r\n")
         elif body is not None and len(body) > 64 * 1024:
             sock.sendall(head)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -240,6 +241,11 @@ def start_moorage(root: Path, extra_env: dict[str, str] | None = None,
         target.password = password
         target.auth_header = "Basic " + base64.b64encode(f"AWS:{password}".encode()).decode()
         target.extra["command"] = " ".join(command[1:6])
+        log_text = log_path.read_text(errors="replace")
+        server = re.search(r"server=(\w+)", log_text)
+        workers = re.search(r"workers=(\d+)", log_text)
+        target.extra["version"] = (f"{server.group(1) if server else 'default ASGI server'}, "
+                                   f"{workers.group(1) if workers else '?'} worker(s)")
     except BaseException:
         target.stop()
         raise

@@ -357,6 +357,10 @@ class LifecycleExecutor:
         summary = LifecycleRunSummary(now=instant, dry_run=dry_run)
         for repository_id, name, text in self._targets(repository):
             summary.repositories.append(self._run_repository(repository_id, name, text, instant, dry_run))
+        log.info("lifecycle.run_done", now=instant, dry_run=dry_run,
+                 repositories=len(summary.repositories), evaluated=summary.evaluated_count,
+                 expired=summary.expired_count,
+                 errors=sum(len(r.errors) for r in summary.repositories))
         return summary
 
     def _targets(self, repository: str | None) -> list[tuple[int, str, str]]:

@@ -39,7 +39,7 @@ class BlobService:
             BlobNotFound: not linked to the repository (``BLOB_UNKNOWN``).
         """
         parse_digest(digest)
-        with self.context.database.read() as session:
+        with self.context.database.read_connection() as session:
             row = session.execute(
                 select(Repository.id, Blob.size_bytes)
                 .select_from(Repository)

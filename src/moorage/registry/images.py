@@ -35,11 +35,14 @@ PULL_TIME_RESOLUTION_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class StoredManifest:
-    """A manifest as served: verbatim bytes, media type and digest."""
+    """A manifest as served: verbatim bytes, media type and digest (and, for pull-time
+    bookkeeping, the image's row id and last pull time in epoch seconds)."""
 
     digest: str
     media_type: str
     content: bytes
+    image_id: int = 0
+    last_pulled_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -245,13 +248,43 @@ class ImageService:
             RepositoryNotFound: (``NAME_UNKNOWN``).
             ImageNotFound: (``MANIFEST_UNKNOWN``).
         """
-        image_id = ImageId(digest=reference) if is_digest(reference) else ImageId(tag=reference)
-        stored, image_ids = self._get_many(repository_name, [image_id])
-        if isinstance(stored[0], errors.MoorageError):
-            raise stored[0]
+        by_digest = is_digest(reference)
+        if by_digest:
+            parse_digest(reference)
+        else:
+            parse_tag(reference)
+        # The hot path of every pull: one query on a bare connection.
+        query = (
+            select(Image.id, Image.digest, Image.media_type, Image.content, Image.last_pulled_at)
+            .join(Repository, Repository.id == Image.repository_id)
+            .where(Repository.registry_id == self.context.registry_id,
+                   Repository.name == repository_name)
+        )
+        if by_digest:
+            query = query.where(Image.digest == reference)
+        else:
+            query = query.join(Tag, Tag.image_id == Image.id).where(Tag.name == reference)
+        with self.context.database.read_connection() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            with self.context.database.read() as session:
+                self.context.repository(session, repository_name)
+            raise errors.ImageNotFound(
+                f"manifest '{reference}' is unknown to repository '{repository_name}'")
+        stored = StoredManifest(row.digest, row.media_type, row.content, row.id, row.last_pulled_at)
         if record_pull:
-            self._record_pulls(image_ids)
-        return stored[0]
+            self.record_pull(stored)
+        return stored
+
+    def pull_is_stale(self, stored: StoredManifest) -> bool:
+        """True when pulling ``stored`` now should update its last pull time (at most once a
+        second per image, so a busy tag costs no write per request)."""
+        last = stored.last_pulled_at
+        return last is None or self.context.clock.now() - last >= PULL_TIME_RESOLUTION_SECONDS
+
+    def record_pull(self, stored: StoredManifest) -> None:
+        """Record a pull of ``stored`` (DescribeImages ``lastRecordedPullTime``)."""
+        self._record_pulls([(stored.image_id, stored.last_pulled_at)])
 
     def get_many(
         self, repository_name: str, image_ids: list[ImageId]

@@ -13,7 +13,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -102,9 +102,8 @@ class Database:
         self.url = url
         self.engine = create_database_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(moorage_read_only=True), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(moorage_read_only=True)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +125,12 @@ class Database:
         """One session in one transaction that only reads."""
         with self._read_sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A bare connection for hot read paths (Core queries, no ORM session)."""
+        with self._read_engine.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection."""
