@@ -223,3 +223,30 @@ def test_push_racing_tag_writers(server, http, ecr):
         else:
             assert sorted(statuses) == [201] + [400] * 7
         assert http.get(f"/v2/{name}/tags/list").json()["tags"] == ["latest"]
+
+
+def test_quotas(tmp_path, fresh_database_url):
+    server = start_server(tmp_path / "data", fresh_database_url,
+                          {"MOORAGE_MAX_REPOSITORIES": "2", "MOORAGE_MAX_IMAGES_PER_REPOSITORY": "1"})
+    try:
+        ecr = server.ecr()
+        ecr.create_repository(repositoryName="quota/one")
+        ecr.create_repository(repositoryName="quota/two")
+        with pytest.raises(ecr.exceptions.LimitExceededException):
+            ecr.create_repository(repositoryName="quota/three")
+        first, second = make_image(), make_image()
+        with server.http() as http:
+            for blob in [*first.blobs.values(), *second.blobs.values()]:
+                http.post("/v2/quota/one/blobs/uploads/", params={"digest": digest_of(blob)}, content=blob)
+            assert http.put("/v2/quota/one/manifests/a", content=first.manifest,
+                            headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+            # Re-tagging the stored image is not a new image.
+            assert http.put("/v2/quota/one/manifests/b", content=first.manifest,
+                            headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+            refused = http.put("/v2/quota/one/manifests/c", content=second.manifest,
+                               headers={"Content-Type": OCI_MANIFEST})
+            assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "DENIED"
+        with pytest.raises(ecr.exceptions.LimitExceededException):
+            ecr.put_image(repositoryName="quota/one", imageManifest=second.manifest.decode(), imageTag="c")
+    finally:
+        stop_server(server)

@@ -18,6 +18,8 @@
 | test_clock | | ``MOORAGE_TEST_CLOCK`` (``1`` enables ``POST /_moorage/clock``) | off |
 | workers | ``--workers`` | ``MOORAGE_WORKERS`` | number of CPUs (granian only) |
 | asgi_server | | ``MOORAGE_ASGI_SERVER`` (``granian``/``uvicorn``) | ``granian`` |
+| max_repositories | | ``MOORAGE_MAX_REPOSITORIES`` | ``100000`` (ECR's default quota) |
+| max_images_per_repository | | ``MOORAGE_MAX_IMAGES_PER_REPOSITORY`` | ``20000`` |
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Settings:
     test_clock: bool = False
     workers: int = 1
     asgi_server: str = "granian"
+    max_repositories: int = 100_000
+    max_images_per_repository: int = 20_000
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_ID.fullmatch(self.account_id):
@@ -118,6 +122,8 @@ class Settings:
             "test_clock": env.get("MOORAGE_TEST_CLOCK", "") in ("1", "true", "yes"),
             "workers": _int_env("MOORAGE_WORKERS", os.cpu_count() or 1),
             "asgi_server": env.get("MOORAGE_ASGI_SERVER", "granian"),
+            "max_repositories": _int_env("MOORAGE_MAX_REPOSITORIES", 100_000),
+            "max_images_per_repository": _int_env("MOORAGE_MAX_IMAGES_PER_REPOSITORY", 20_000),
         }
         for key, value in overrides.items():
             if value is not None:

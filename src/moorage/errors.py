@@ -32,6 +32,7 @@ Hierarchy::
     │   ├── ImageReferencedByIndex     image is a child of a stored index or manifest list
     │   ├── ImageAlreadyExists         ECR PutImage that would change nothing
     │   ├── LayerAlreadyExists         ECR CompleteLayerUpload of a blob already there
+    │   ├── LimitExceeded              a service quota would be exceeded
     │   └── LayerInaccessible          blob in the repository but referenced by no image
     ├── ManifestReferencesMissing      manifest names blobs or child manifests not in the repository
     ├── DigestMismatch                 computed digest differs from the one the client declared
@@ -198,6 +199,10 @@ class EmptyUpload(InvalidInput):
 
 class LayerPartTooSmall(InvalidInput):
     """A layer part other than the last was smaller than 5 MiB."""
+
+
+class LimitExceeded(Conflict):
+    """A service quota (repositories per registry, images per repository) would be exceeded."""
 
 
 class LayerInaccessible(Conflict):

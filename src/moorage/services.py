@@ -72,6 +72,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         clock=Clock(),
         registry_id=settings.account_id,
         region=settings.region,
+        max_repositories=settings.max_repositories,
+        max_images_per_repository=settings.max_images_per_repository,
     )
     secret = load_or_create_secret(settings.data_dir, settings.token_secret)
     return Services(

@@ -63,6 +63,7 @@ _DOMAIN_TO_ECR: list[tuple[type[errors.MoorageError], str]] = [
     (errors.EmptyUpload, "EmptyUploadException"),
     (errors.LayerPartTooSmall, "LayerPartTooSmallException"),
     (errors.LayerInaccessible, "LayerInaccessibleException"),
+    (errors.LimitExceeded, "LimitExceededException"),
     (errors.BlobNotFound, "LayersNotFoundException"),
     (errors.InvalidResourceTag, "InvalidTagParameterException"),
     (errors.TooManyResourceTags, "TooManyTagsException"),

@@ -24,6 +24,8 @@ class RegistryContext:
         clock: source of epoch-second timestamps.
         registry_id: the 12-digit account id this registry serves.
         region: the AWS region name it answers as.
+        max_repositories: quota of repositories in the registry (ECR's default: 100,000).
+        max_images_per_repository: quota of images per repository (ECR's default: 20,000).
     """
 
     database: Database
@@ -31,6 +33,8 @@ class RegistryContext:
     clock: Clock
     registry_id: str
     region: str
+    max_repositories: int = 100_000
+    max_images_per_repository: int = 20_000
 
     def repository(self, session: Session, name: str, *, for_update: bool = False) -> Repository:
         """The repository row named ``name``.

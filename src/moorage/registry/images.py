@@ -97,6 +97,8 @@ class ImageService:
                 ``ReferencedImagesNotFoundException``).
             ImageTagAlreadyExists: immutable repository, tag names another image
                 (``TAG_INVALID``; ECR ``ImageTagAlreadyExistsException``).
+            LimitExceeded: the repository holds ``max_images_per_repository`` images already
+                (``DENIED``; ECR ``LimitExceededException``).
         """
         if tag is not None:
             parse_tag(tag)
@@ -141,6 +143,12 @@ class ImageService:
                     f"'{repository.registry_id}'"
                 )
         if image is None:
+            count = session.scalar(select(func.count()).select_from(Image).where(
+                Image.repository_id == repository.id)) or 0
+            if count >= self.context.max_images_per_repository:
+                raise errors.LimitExceeded(
+                    f"The maximum number of images ({self.context.max_images_per_repository}) in "
+                    f"the repository '{repository.name}' has been reached")
             image_size = self._check_references(session, repository, manifest)
             config_media_type = manifest.config.media_type if manifest.config else None
             image = Image(

@@ -53,6 +53,7 @@ class RepositoryService:
             InvalidInput: inconsistent settings (exclusion filters without a ``*_WITH_EXCLUSION``
                 mutability, or the reverse; AES256 with a KMS key; duplicate or reserved tag keys).
             RepositoryAlreadyExists: the name is taken.
+            LimitExceeded: the registry holds ``max_repositories`` already.
         """
         parse_repository_name(name)
         _check_settings(settings)
@@ -63,6 +64,12 @@ class RepositoryService:
             )
         try:
             with self.context.database.transaction() as session:
+                count = session.scalar(select(func.count()).select_from(Repository).where(
+                    Repository.registry_id == self.context.registry_id)) or 0
+                if count >= self.context.max_repositories:
+                    raise errors.LimitExceeded(
+                        f"The maximum number of repositories ({self.context.max_repositories}) "
+                        "in this registry has been reached")
                 repository = Repository(
                     registry_id=self.context.registry_id,
                     name=name,
