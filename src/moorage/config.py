@@ -132,20 +132,15 @@ class Settings:
 
 
 def _int_env(name: str, default: int) -> int:
+    return int(_number_env(name, default, int))
+
+
+def _number_env(name: str, default: float, cast: type = float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
-
-
-def _number_env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+        kind = "an integer" if cast is int else "a number of seconds"
+        raise SettingsError(f"{name} must be {kind}, not {raw!r}") from None
