@@ -65,30 +65,11 @@ def rule(priority: int, tag_status: str, count_type: str, count: int, *,
     return {"rulePriority": priority, "selection": selection, "action": {"type": "expire"}}
 
 
-SIGNING_CLOCK: dict[str, float | None] = {"now": None}
-
-
-@pytest.fixture(autouse=True)
-def signing_clock(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The server checks SigV4 dates against its (frozen) clock: boto3 signs at the same
-    instant. botocore stamps X-Amz-Date from ``botocore.auth.get_current_datetime``."""
-    real = botocore.auth.get_current_datetime
-
-    def frozen(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if SIGNING_CLOCK["now"] is None:
-            return real(*args, **kwargs)
-        return dt.datetime.fromtimestamp(SIGNING_CLOCK["now"], dt.timezone.utc).replace(tzinfo=None)
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", frozen)
-    yield
-    SIGNING_CLOCK["now"] = None
-
-
 def set_clock(server, now: float | None) -> None:  # type: ignore[no-untyped-def]
-    """Freeze the server's clock (and boto3's signing clock) at ``now``; None: wall clock."""
+    """Freeze the server's clock at ``now``; None: wall clock. AWS clients keep signing with
+    real time: SigV4 freshness is checked against real time, never the test clock."""
     response = httpx.post(server.url + "/_moorage/clock", json={"now": now}, timeout=10)
     assert response.status_code == 200, response.text
-    SIGNING_CLOCK["now"] = now
 
 
 def push_blobs(ecr, repository: str, blobs: dict[str, bytes]) -> None:  # type: ignore[no-untyped-def]

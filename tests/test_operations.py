@@ -75,7 +75,7 @@ def test_first_start_writes_admin_credentials(tmp_path, fresh_database_url):
 
         # A restart keeps the same administrator key and does not rewrite it.
         process.terminate()
-        process.wait(30)
+        process.wait(60)
         process = subprocess.Popen(
             [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir),
              "--database-url", fresh_database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -88,7 +88,7 @@ def test_first_start_writes_admin_credentials(tmp_path, fresh_database_url):
         assert client.describe_repositories()["repositories"][0]["repositoryName"] == "first/start"
     finally:
         process.terminate()
-        process.wait(30)
+        process.wait(60)
 
 
 def test_invalid_settings_are_refused(tmp_path):
@@ -250,3 +250,39 @@ def test_quotas(tmp_path, fresh_database_url):
             ecr.put_image(repositoryName="quota/one", imageManifest=second.manifest.decode(), imageTag="c")
     finally:
         stop_server(server)
+
+
+def test_test_clock(tmp_path, fresh_database_url):
+    """The test clock freezes push times and token expiry, never SigV4 freshness; it is off
+    unless MOORAGE_TEST_CLOCK=1 and rejects malformed bodies."""
+    server = start_server(tmp_path / "data", fresh_database_url,
+                          {"MOORAGE_TEST_CLOCK": "1", "MOORAGE_WORKERS": "2"})
+    try:
+        assert "test clock enabled" in server.log()
+        for bad in [{"now": "soon"}, {"now": -1}, {}, {"now": True}]:
+            assert httpx.post(server.url + "/_moorage/clock", json=bad).status_code == 400
+        future = time.time() + 40 * 86400
+        frozen = httpx.post(server.url + "/_moorage/clock", json={"now": future}).json()
+        assert frozen == {"now": future, "frozen": True}
+        ecr = server.ecr()  # signs with real time, still accepted
+        ecr.create_repository(repositoryName="clock/app")
+        image = make_image()
+        with server.http() as http:  # token issued at the frozen instant
+            for blob in image.blobs.values():
+                http.post("/v2/clock/app/blobs/uploads/", params={"digest": digest_of(blob)}, content=blob)
+            assert http.put("/v2/clock/app/manifests/v1", content=image.manifest,
+                            headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+            pushed = ecr.describe_images(repositoryName="clock/app")["imageDetails"][0]["imagePushedAt"]
+            assert abs(pushed.timestamp() - future) < 1
+            later = httpx.post(server.url + "/_moorage/clock", json={"now": future + 13 * 3600})
+            assert later.status_code == 200
+            assert http.get("/v2/").status_code == 401  # the token has expired on the test clock
+        restored = httpx.post(server.url + "/_moorage/clock", json={"now": None}).json()
+        assert restored["frozen"] is False and abs(restored["now"] - time.time()) < 60
+    finally:
+        stop_server(server)
+    plain = start_server(tmp_path / "plain", fresh_database_url + ("" if "sqlite" not in fresh_database_url else "2"))
+    try:
+        assert httpx.post(plain.url + "/_moorage/clock", json={"now": 1}).status_code == 404
+    finally:
+        stop_server(plain)

@@ -9,6 +9,7 @@ id and answered ``ServerException`` (500) without a traceback.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -70,7 +71,9 @@ class EcrEndpoint:
             ),
             lookup_secret=self.services.keys.secret_of,
             region=self.services.settings.region,
-            now=self.services.context.clock.now(),
+            # Signature freshness is a transport check against real time, never the test clock:
+            # a frozen test clock must not lock AWS clients out.
+            now=time.time(),
         )
         principal = self.services.keys.principal(access_key_id)
         if principal is None:  # deleted between the two look-ups
