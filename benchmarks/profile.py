@@ -30,19 +30,23 @@ from benchmarks.workload import Blob, MiB
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 PACKAGES = [
-    ("moorage", "/moorage/"), ("sqlalchemy", "/sqlalchemy/"), ("sqlite3", "/sqlite3/"),
-    ("starlette", "/starlette/"), ("granian", "/granian/"), ("uvicorn", "/uvicorn/"),
-    ("botocore", "/botocore/"), ("structlog", "/structlog/"), ("prometheus", "/prometheus_client/"),
-    ("json", "/json/"), ("hashlib", "hashlib"), ("asyncio", "/asyncio/"),
-    ("concurrent/threading", "/threading.py"), ("anyio", "/anyio/"),
+    ("moorage", "(moorage/"), ("sqlalchemy", "(sqlalchemy/"), ("sqlite3", "(sqlite3/"),
+    ("starlette", "(starlette/"), ("granian", "(granian/"), ("uvicorn", "(uvicorn/"),
+    ("anyio", "(anyio/"), ("botocore", "(botocore/"), ("structlog", "(structlog/"),
+    ("prometheus_client", "(prometheus_client/"), ("json", "(json/"), ("hashlib", "(hashlib"),
+    ("asyncio", "(asyncio/"), ("threading/queue", "(threading.py"), ("threading/queue", "(queue.py"),
+    ("concurrent.futures", "(concurrent/"), ("logging", "(logging/"),
 ]
+
+# Frames that only say how the process got to serving requests.
+_PLUMBING = ("(<frozen runpy>", "(typer/", "(click/", "(multiprocessing/", "(granian/server/",
+             "(moorage/cli.py", "(moorage/server.py", "(moorage/__main__.py")
 
 
 class Bench:
     def __init__(self, scale: dict) -> None:
         self.scale = scale
         self.blob = Blob(scale["blob_mib"] * MiB)
-        self.loopback_mbps = None
         self.started = time.monotonic()
 
     def log(self, message: str) -> None:
@@ -78,29 +82,41 @@ def summarise(raw: Path, top: int = 25) -> str:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        total += n
         frames = [f for f in stack.split(";") if f and not f.startswith("process ")
                   and not f.startswith("thread ")]
         if not frames:
             continue
-        self_counts[short(frames[-1])] += n
-        packages[package(frames[-1])] += n
-        for name in {short(f) for f in frames}:
+        total += n
+        leaf = frames[-1]
+        self_counts[short(leaf)] += n
+        packages[package(leaf)] += n
+        for name in {short(f) for f in frames if not any(m in f for m in _PLUMBING)}:
             inclusive[name] += n
-    out = [f"{total} samples (Python stacks holding the CPU, all processes)", "",
+    out = [f"{total} samples (Python stacks of threads not idle, server and worker processes; "
+           "time in C/Rust is charged to the Python frame that called it)", "",
            "self time by package:"]
     for name, n in packages.most_common():
         out.append(f"  {n / total:6.1%}  {name}")
     out += ["", f"top {top} functions by self time:"]
     for name, n in self_counts.most_common(top):
         out.append(f"  {n / total:6.1%}  {name}")
-    out += ["", f"top {top} functions by inclusive time:"]
-    for name, n in inclusive.most_common(top * 2):
-        if "<module>" in name or name.startswith("run (") or "_bootstrap" in name:
+    out += ["", f"top {top} Moorage functions by inclusive time:"]
+    shown = 0
+    for name, n in inclusive.most_common():
+        if "(moorage/" not in name:
             continue
         out.append(f"  {n / total:6.1%}  {name}")
-        top -= 1
-        if top == 0:
+        shown += 1
+        if shown == top:
+            break
+    out += ["", f"top {top} library functions by inclusive time:"]
+    shown = 0
+    for name, n in inclusive.most_common():
+        if "(moorage/" in name:
+            continue
+        out.append(f"  {n / total:6.1%}  {name}")
+        shown += 1
+        if shown == top:
             break
     return "\n".join(out)
 

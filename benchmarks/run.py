@@ -13,10 +13,9 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
+import subprocess
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -28,10 +27,10 @@ from benchmarks.servers import (Target, make_root, start_distribution, start_moo
 from benchmarks.workload import Blob, MiB
 
 SCALES = {
-    "full": {"runs": 4, "blob_mib": 128, "pull_reps": 4, "pull8_reps": 1, "small_images": 60,
+    "full": {"runs": 6, "hot_runs": 4, "blob_mib": 128, "pull_reps": 4, "pull8_reps": 1, "small_images": 60,
              "small_images8": 12, "ab_seconds": 10, "tags_reps": 40, "ecr_puts": 200,
              "ecr_reps": 3, "memory_mib": 1024},
-    "quick": {"runs": 2, "blob_mib": 128, "pull_reps": 2, "pull8_reps": 1, "small_images": 30,
+    "quick": {"runs": 2, "hot_runs": 2, "blob_mib": 128, "pull_reps": 2, "pull8_reps": 1, "small_images": 30,
               "small_images8": 6, "ab_seconds": 3, "tags_reps": 20, "ecr_puts": 100,
               "ecr_reps": 2, "memory_mib": 1024},
 }
@@ -42,10 +41,9 @@ class Bench:
         self.args = args
         self.scale = dict(SCALES["quick" if args.quick else "full"])
         if args.runs:
-            self.scale["runs"] = args.runs
+            self.scale["runs"] = self.scale["hot_runs"] = args.runs
         self.started = time.monotonic()
         self.blob: Blob | None = None
-        self.loopback_mbps: float | None = None
         self.targets: dict[str, Target] = {}
         self.results: dict[str, dict[str, list[sc.Sample]]] = {}
         self.metrics: dict[str, sc.Metric] = {}
@@ -88,40 +86,6 @@ def speed_ratio(metric: sc.Metric, moorage: float, reference: float) -> float:
 # -- measurements ----------------------------------------------------------------------------------
 
 
-def loopback_mbps(total: int = 2 * 1024 * MiB) -> float:
-    """TCP throughput over 127.0.0.1 with this harness's receive loop (one stream)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    port = listener.getsockname()[1]
-    buffer = memoryview(bytearray(4 * MiB))
-
-    def send() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            left = total
-            while left:
-                chunk = buffer[: min(left, len(buffer))]
-                connection.sendall(chunk)
-                left -= len(chunk)
-
-    thread = threading.Thread(target=send)
-    thread.start()
-    receive = memoryview(bytearray(4 * MiB))
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        start = time.perf_counter()
-        got = 0
-        while got < total:
-            n = sock.recv_into(receive)
-            if not n:
-                break
-            got += n
-        wall = time.perf_counter() - start
-    thread.join()
-    listener.close()
-    return got / wall / 1e6
-
-
 def run_scenario(bench: Bench, scenario: sc.Scenario) -> None:
     kinds = ["moorage", scenario.reference]
     targets = [bench.targets[kind] for kind in kinds]
@@ -132,7 +96,7 @@ def run_scenario(bench: Bench, scenario: sc.Scenario) -> None:
     bench.log(f"== {scenario.title}: setup")
     for target in targets:
         scenario.setup(target)
-    runs = 1 if scenario.once else bench.scale["runs"]
+    runs = 1 if scenario.once else bench.scale[scenario.runs_key]
     for run in range(runs):
         order = targets if run % 2 == 0 else list(reversed(targets))
         for target in order:
@@ -171,12 +135,17 @@ def print_scenario(bench: Bench, scenario: sc.Scenario) -> None:
         for kind, honoured in scenario.pagination.items():
             print(f"    pagination (n=100) honoured by {bench.targets[kind].label}: "
                   f"{'yes' if honoured else 'no (the whole list in one page)'}")
-    if isinstance(scenario, sc.Pull) and bench.loopback_mbps:
+    if isinstance(scenario, sc.Pull):
         for key in ("pull.1", "pull.8"):
-            values = [s.value for s in bench.results[key]["moorage"]]
-            if values:
-                print(f"    Moorage {key}: {statistics.median(values) / bench.loopback_mbps:.0%} of the "
-                      f"loopback limit ({fmt(bench.loopback_mbps)} MB/s measured)")
+            for kind in ("moorage", "distribution"):
+                shares = [s.info["of_loopback"] for s in bench.results[key][kind]
+                          if "of_loopback" in s.info]
+                limits = [s.info["loopback_MBps"] for s in bench.results[key][kind]
+                          if "loopback_MBps" in s.info]
+                if shares:
+                    print(f"    {bench.targets[kind].label} {key}: {statistics.median(shares):.0%} "
+                          f"({min(shares):.0%}–{max(shares):.0%}) of the loopback limit measured "
+                          f"right after each run (one TCP stream, median {fmt(statistics.median(limits))} MB/s)")
     if isinstance(scenario, sc.Ecr):
         for key, pages in scenario.pages.items():
             print(f"    pages per 1,000-image walk ({key}): {pages}")
@@ -242,7 +211,8 @@ def print_final(bench: Bench, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         ratio = (f"{fmt(row['ratio'])}× ({fmt(row['ratio_min'])}–{fmt(row['ratio_max'])})"
                  if "ratio" in row else "")
-        ref = f"{row['reference']} {fmt(row['reference_value'])}" if row["reference_value"] else ""
+        ref = (f"{row['reference']} {fmt(row['reference_value'])}"
+               if row["reference_value"] is not None else "")
         met = {True: "yes", False: "NO", None: ""}[row.get("met")]
         print(f"{row['scenario']:46s} {fmt(row['moorage']):>10s} {ref:>22s} {row['unit']:>7s} "
               f"{ratio:>20s} {row['goal']:>20s}  {met}")
@@ -273,7 +243,20 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "moorage_source": source_version()}
+
+
+def source_version() -> str:
+    """The checkout's commit, and whether ``src/`` has uncommitted changes (read-only git)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit or "unknown") + (" + uncommitted changes in src/" if dirty else "")
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -284,7 +267,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs and shorter loads (~2–3 min)")
-    parser.add_argument("--runs", type=int, help="runs per scenario (default 4, quick 2)")
+    parser.add_argument("--runs", type=int, help="runs per scenario (default 6, and 4 for the ab load; quick 2)")
     parser.add_argument("--only", help=f"comma-separated scenarios: {','.join(names)}")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -306,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args)
     info = machine()
     print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Linux {info['kernel']}, "
-          f"Python {info['python']}; mode {'quick' if args.quick else 'full'}, "
-          f"{bench.scale['runs']} runs, scenarios {','.join(args.selected)}")
+          f"Python {info['python']}; Moorage {info['moorage_source']}; mode {'quick' if args.quick else 'full'}, "
+          f"{bench.scale['runs']} runs ({bench.scale['hot_runs']} for ab), scenarios {','.join(args.selected)}")
     if distribution_binary() is None:
         print("CNCF Distribution is missing: install it with `apt-get install docker-registry` "
               "(Debian package, version 2.8.x)", file=sys.stderr)
@@ -330,9 +313,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"{', ' + target.extra['version'] if 'version' in target.extra else ''})")
         if {"push", "pull", "memory"} & set(args.selected):
             bench.blob = Blob(bench.scale["blob_mib"] * MiB)
-        if "pull" in args.selected:
-            bench.loopback_mbps = loopback_mbps()
-            bench.log(f"loopback limit (one TCP stream, this client): {fmt(bench.loopback_mbps)} MB/s")
         for cls in sc.SCENARIOS:
             if cls.name in args.selected:
                 scenario = cls(bench)
@@ -349,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print_final(bench, rows)
         if args.json:
             args.json.write_text(json.dumps({
-                "machine": info, "scale": bench.scale, "loopback_mbps": bench.loopback_mbps,
+                "machine": info, "scale": bench.scale,
                 "pagination": bench.pagination, "rows": rows,
                 "samples": {key: {kind: [{"value": s.value, "cost": s.cost, "info": s.info}
                                          for s in samples] for kind, samples in data.items()}

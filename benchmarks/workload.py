@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -195,3 +198,40 @@ def push_blobs_of(connection: Connection, repository: str, image: SmallImage) ->
                                       body=content), 201, what="blob PUT")
         else:
             expect(response, 201, what="monolithic POST")
+
+
+# -- the loopback limit ------------------------------------------------------------------------
+
+
+def loopback_mbps(total: int = 2 * 1024 * MiB) -> float:
+    """TCP throughput over 127.0.0.1 with this harness's receive loop (one stream)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    buffer = memoryview(bytearray(4 * MiB))
+
+    def send() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            left = total
+            while left:
+                chunk = buffer[: min(left, len(buffer))]
+                connection.sendall(chunk)
+                left -= len(chunk)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    receive = memoryview(bytearray(4 * MiB))
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        start = time.perf_counter()
+        got = 0
+        while got < total:
+            n = sock.recv_into(receive)
+            if not n:
+                break
+            got += n
+        wall = time.perf_counter() - start
+    thread.join()
+    listener.close()
+    return got / wall / 1e6

@@ -538,3 +538,75 @@ def test_docker_v2s2_manifest_built_in_code(http, repository):
     assert response.status_code == 201
     got = http.get(f"/v2/{repository}/manifests/docker", headers={"Accept": DOCKER_V2})
     assert got.content == manifest and got.headers["content-type"] == DOCKER_V2
+
+
+# -- found by adversarial testing ------------------------------------------------------------
+
+
+def test_completion_excludes_a_concurrent_patch(server, http, repository):
+    """A PUT that completes an upload while a PATCH to it is still streaming must not publish
+    bytes that change afterwards: either the PUT is refused (416) or the late PATCH is."""
+    import socket
+    import time
+
+    content = os.urandom(4096)
+    location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
+    assert http.patch(location, content=content).status_code == 202
+    host, port = server.host.split(":")
+    sock = socket.create_connection((host, int(port)))
+    auth = http.auth._auth_header  # type: ignore[attr-defined]
+    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {auth}\r\n"
+                  "Content-Length: 1048576\r\n\r\n").encode() + b"x" * 1000)
+    time.sleep(0.5)  # the PATCH now holds the upload
+    done = http.put(location, params={"digest": digest_of(content)})
+    assert done.status_code == 416 and error_of(done) == "BLOB_UPLOAD_INVALID"
+    sock.sendall(b"y" * (1048576 - 1000))
+    reply = sock.recv(4096)
+    sock.close()
+    assert b" 202 " in reply.split(b"\r\n")[0]
+    # The upload now holds both chunks; completing with the old digest fails cleanly.
+    wrong = http.put(location, params={"digest": digest_of(content)})
+    assert wrong.status_code == 400 and error_of(wrong) == "DIGEST_INVALID"
+    assert http.head(f"/v2/{repository}/blobs/{digest_of(content)}").status_code == 404
+
+
+def test_patch_after_completion_is_unknown(http, repository):
+    content = b"complete me"
+    location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
+    http.patch(location, content=content)
+    assert http.put(location, params={"digest": digest_of(content)}).status_code == 201
+    late = http.patch(location, content=b"late bytes")
+    assert late.status_code == 404 and error_of(late) == "BLOB_UPLOAD_UNKNOWN"
+    assert http.get(f"/v2/{repository}/blobs/{digest_of(content)}").content == content
+
+
+def test_upload_ids_are_case_insensitive(http, repository):
+    started = http.post(f"/v2/{repository}/blobs/uploads/")
+    upper = started.headers["location"].rsplit("/", 1)[0] + "/" + started.headers["docker-upload-uuid"].upper()
+    assert http.patch(upper, content=b"abc").status_code == 202
+    assert http.get(upper).headers["range"] == "0-2"
+    assert http.put(upper, params={"digest": digest_of(b"abc")}).status_code == 201
+
+
+@pytest.mark.parametrize("query", [{"n": "99999999999999999999999"}, {"n": "\u00b2"}, {"last": "\x00"}])
+def test_tags_list_odd_parameters(http, repository, query):
+    response = http.get(f"/v2/{repository}/tags/list", params=query)
+    assert response.status_code in (200, 400)
+
+
+def test_referrers_with_nul_filter(http, repository):
+    response = http.get(f"/v2/{repository}/referrers/sha256:" + "0" * 64, params={"artifactType": "a\x00b"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("header", ["bytes=3-1", "bytes=abc", "items=0-1"])
+def test_invalid_range_serves_the_whole_blob(http, repository, header):
+    content = os.urandom(100)
+    digest = push_blob(http, repository, content)
+    response = http.get(f"/v2/{repository}/blobs/{digest}", headers={"Range": header})
+    assert response.status_code == 200 and response.content == content
+
+
+def test_accept_media_range_wildcard(http, repository):
+    push_image(http, repository, "v1")
+    assert http.get(f"/v2/{repository}/manifests/v1", headers={"Accept": "application/*"}).status_code == 200

@@ -340,3 +340,20 @@ def test_cli_image_commands(server, ecr, repository):
     assert retag.returncode == 0, retag.stderr
     deleted = run("batch-delete-image", "--repository-name", repository, "--image-ids", "imageTag=v2")
     assert json.loads(deleted.stdout)["imageIds"] == [{"imageDigest": image.digest, "imageTag": "v2"}]
+
+
+def test_tampered_download_urls(ecr, repository):
+    image = make_image_pushed(ecr, repository)
+    put(ecr, repository, image, "v1")
+    url = ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest_of(image.layers[0]))["downloadUrl"]
+    base, _, query = url.partition("?")
+    for bad in ["expires=\u00b2&signature=00", "expires=" + "9" * 5000 + "&signature=00",
+                query.replace("signature=", "signature=\u00e9\u00e9"), "expires=1&" + query.split("&")[1]]:
+        assert httpx.get(base + "?" + bad).status_code == 403
+
+
+def test_uppercase_upload_id_for_layer_parts(ecr, repository):
+    upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"].upper()
+    ecr.upload_layer_part(repositoryName=repository, uploadId=upload, partFirstByte=0, partLastByte=2, layerPartBlob=b"abc")
+    done = ecr.complete_layer_upload(repositoryName=repository, uploadId=upload, layerDigests=[digest_of(b"abc")])
+    assert done["layerDigest"] == digest_of(b"abc")

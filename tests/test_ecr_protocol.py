@@ -142,3 +142,20 @@ def test_oversized_body(server):
         "X-Amz-Target": TARGET + "CreateRepository", "Content-Type": "application/x-amz-json-1.1",
         "Authorization": "AWS4-HMAC-SHA256 Credential=x/20200101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=00"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("body", [b"[" * 100000 + b"]" * 100000, b'{"a":' * 5000 + b"1" + b"}" * 5000])
+def test_deeply_nested_bodies(server, body):
+    assert_error(post(server, "DescribeRepositories", body), 400, "SerializationException")
+
+
+@pytest.mark.parametrize("token", ["abc.\u00e9", "abc.\ud800", "\ud800.abc"])
+def test_non_ascii_next_tokens(server, token):
+    body = json.dumps({"nextToken": token}).encode()
+    assert_error(post(server, "DescribeRepositories", body), 400, "InvalidParameterException")
+
+
+def test_nul_characters_are_refused(server):
+    body = json.dumps({"repositoryName": "nul-test", "tags": [{"Key": "a\u0000", "Value": "b"}]}).encode()
+    error = assert_error(post(server, "CreateRepository", body), 400, "InvalidParameterException")
+    assert "NUL" in error["message"]

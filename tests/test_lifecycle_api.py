@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import botocore.auth
 import httpx
 import pytest
 from sqlalchemy import update

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-import httpx
 
 from tests.conftest import start_server, stop_server
 

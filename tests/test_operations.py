@@ -286,3 +286,15 @@ def test_test_clock(tmp_path, fresh_database_url):
         assert httpx.post(plain.url + "/_moorage/clock", json={"now": 1}).status_code == 404
     finally:
         stop_server(plain)
+
+
+def test_busy_port_is_refused(tmp_path, fresh_database_url):
+    server = start_server(tmp_path / "data", fresh_database_url)
+    try:
+        port = server.host.split(":")[1]
+        second = moorage("serve", "--port", port, "--data-dir", str(tmp_path / "other"),
+                         "--database-url", f"sqlite:///{tmp_path / 'other.db'}")
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    finally:
+        stop_server(server)

@@ -15,8 +15,8 @@ from moorage.commands.lifecycle import lifecycle_app
 from moorage.commands.common import DatabaseUrl, DataDir, load_settings, open_services
 
 app = typer.Typer(help="Moorage: a self-hosted container registry compatible with Amazon ECR.",
-                  no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="Manage access keys.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+keys_app = typer.Typer(help="Manage access keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(keys_app, name="keys")
 app.command()(housekeeping.gc)
 app.command()(housekeeping.fsck)

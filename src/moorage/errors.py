@@ -21,6 +21,7 @@ Hierarchy::
     │       └── ManifestTooLarge       larger than the 4 MiB ECR limit
     ├── NotFound
     │   ├── RepositoryNotFound
+    │   ├── RepositoryPolicyNotFound
     │   ├── ImageNotFound              no manifest for that tag or digest in the repository
     │   ├── BlobNotFound               blob not linked to the repository
     │   └── UploadNotFound             no such upload session in the repository
@@ -98,6 +99,16 @@ class RepositoryNotFound(NotFound):
         )
         self.repository_name = repository_name
         self.registry_id = registry_id
+
+
+class RepositoryPolicyNotFound(NotFound):
+    """The repository has no repository policy."""
+
+    def __init__(self, repository_name: str, registry_id: str) -> None:
+        super().__init__(
+            f"Repository policy does not exist for the repository with name '{repository_name}' "
+            f"in the registry with id '{registry_id}'"
+        )
 
 
 class ImageNotFound(NotFound):

@@ -56,6 +56,8 @@ def run(settings: Settings) -> None:
         StartupError: the storage cannot be opened.
     """
     configure_logging(settings.log_format)
+    if settings.asgi_server == "granian":
+        _check_port_free(settings.host, settings.port)
     services = build_services(settings)
     access_key_id, credentials_path = services.keys.ensure_admin(
         settings.data_dir, settings.admin_access_key_id, settings.admin_secret_access_key
@@ -91,6 +93,25 @@ def _run_uvicorn(settings: Settings, services) -> None:  # type: ignore[no-untyp
                     timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, access_log=False)
     finally:
         services.close()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """granian binds with SO_REUSEPORT, so a second server on a busy port would silently share
+    it with the first; refuse to start instead.
+
+    Raises:
+        StartupError: something listens on ``host:port`` already.
+    """
+    import socket
+
+    from moorage.services import StartupError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def _run_granian(settings: Settings) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from urllib.parse import quote, urlencode
 
 DOWNLOAD_URL_LIFETIME_SECONDS = 3600
+_DECIMAL = re.compile(r"[0-9]{1,12}")
 PATH_PREFIX = "/_moorage/layers/"
 
 
@@ -30,7 +32,7 @@ class DownloadUrls:
 
     def verify(self, repository_name: str, digest: str, expires: str, signature: str, now: float) -> bool:
         """True when the signature is ours for these values and ``now`` is before ``expires``."""
-        if not expires.isdigit() or int(expires) <= now:
+        if not _DECIMAL.fullmatch(expires) or int(expires) <= now or not signature.isascii():
             return False
         expected = self._mac(repository_name, digest, int(expires))
         return hmac.compare_digest(expected, signature)

@@ -23,7 +23,7 @@ import typer
 
 from moorage.commands.common import DatabaseUrl, DataDir, open_services
 
-lifecycle_app = typer.Typer(help="Lifecycle policies.", no_args_is_help=True)
+lifecycle_app = typer.Typer(help="Lifecycle policies.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def parse_instant(value: str) -> float:

@@ -31,6 +31,9 @@ from moorage.services import Services
 log = structlog.get_logger("moorage.distribution")
 
 FLUSH_BYTES = 1024 * 1024
+MAX_TAGS_PAGE = 10_000
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+_BYTE_RANGES = re.compile(r"bytes=\s*(?:[0-9]+-[0-9]*|-[0-9]+)(?:\s*,\s*(?:[0-9]+-[0-9]*|-[0-9]+))*\s*")
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 Handler = Callable[["Call"], Awaitable[Response]]
@@ -78,7 +81,8 @@ def _accepts(request: Request, media_type: str) -> bool:
     if not accept:
         return True
     offered = {part.split(";", 1)[0].strip().lower() for value in accept for part in value.split(",")}
-    return not offered or media_type in offered or "*/*" in offered or "" in offered
+    family = media_type.split("/", 1)[0] + "/*"
+    return not offered or bool(offered & {media_type, family, "*/*", ""})
 
 
 async def get_manifest(call: Call) -> Response:
@@ -151,9 +155,26 @@ async def get_blob(call: Call) -> Response:
     if call.request.method == "HEAD":
         headers["Content-Length"] = str(size)
         return Response(b"", 200, headers=headers, media_type="application/octet-stream")
+    _ignore_invalid_range(call.request)
     return FileResponse(
         call.services.blobs.path(digest), headers=headers, media_type="application/octet-stream"
     )
+
+
+def _ignore_invalid_range(request: Request) -> None:
+    """Drop a ``Range`` header that is not a valid ``bytes=`` range set, so the whole blob is
+    served (RFC 9110 §14.2: a server MAY ignore Range; an invalid one MUST be ignored)."""
+    value = request.headers.get("range")
+    if value is not None and (not _BYTE_RANGES.fullmatch(value) or not _ranges_ascend(value)):
+        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
+
+
+def _ranges_ascend(value: str) -> bool:
+    for part in value.split("=", 1)[1].split(","):
+        start, _, end = part.strip().partition("-")
+        if start and end and int(end) < int(start):
+            return False
+    return True
 
 
 async def delete_blob(call: Call) -> Response:
@@ -313,9 +334,9 @@ async def list_tags(call: Call) -> Response:
     params = call.request.query_params
     limit = None
     if "n" in params:
-        if not params["n"].isdigit():
+        if not _DECIMAL.fullmatch(params["n"]):
             raise OciError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", 400)
-        limit = int(params["n"])
+        limit = min(int(params["n"]), MAX_TAGS_PAGE)
     last = params.get("last")
     tags, more = await read(call, call.services.listing.tags, call.name, last, limit)
     headers = {}
@@ -373,6 +394,8 @@ class DistributionApp:
         head = request.method == "HEAD"
         try:
             authenticate(self.services, request)
+            if any("\x00" in value for value in request.query_params.values()):
+                raise OciError("UNSUPPORTED", "query parameters must not contain NUL characters", 400)
             handler, values = self._route(request)
             if "name" in values:
                 parse_repository_name(values["name"])
@@ -390,7 +413,7 @@ class DistributionApp:
                 head=head,
             )
         if response.status_code >= 400:
-            log.info("distribution.error", method=request.method, path=request.url.path,
+            log.info("distribution.refused", method=request.method, path=request.url.path,
                      status=response.status_code)
         response.headers.update(API_VERSION_HEADER)
         return response

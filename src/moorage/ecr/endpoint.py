@@ -84,7 +84,7 @@ class EcrEndpoint:
         handler = OPERATIONS.get(operation_name)
         try:
             params = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise EcrError("SerializationException", "The request body is not valid JSON") from None
         params = validate_input(operation, params)
         if handler is None:

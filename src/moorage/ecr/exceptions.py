@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from moorage import errors
+from moorage.lifecycle import exceptions as lifecycle_errors
 
 _STATUS = {
     "ServerException": 500,
@@ -49,6 +50,10 @@ def invalid_parameter(message: str) -> EcrError:
 
 
 _DOMAIN_TO_ECR: list[tuple[type[errors.MoorageError], str]] = [
+    (lifecycle_errors.LifecyclePolicyNotFound, "LifecyclePolicyNotFoundException"),
+    (lifecycle_errors.LifecyclePolicyPreviewNotFound, "LifecyclePolicyPreviewNotFoundException"),
+    (lifecycle_errors.LifecyclePolicyPreviewInProgress, "LifecyclePolicyPreviewInProgressException"),
+    (errors.RepositoryPolicyNotFound, "RepositoryPolicyNotFoundException"),
     (errors.RepositoryNotFound, "RepositoryNotFoundException"),
     (errors.RepositoryAlreadyExists, "RepositoryAlreadyExistsException"),
     (errors.RepositoryNotEmpty, "RepositoryNotEmptyException"),

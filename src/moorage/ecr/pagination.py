@@ -38,7 +38,7 @@ class PaginationTokens:
                 registry for ``purpose``.
         """
         payload, _, mac = token.partition(".")
-        if not payload or not hmac.compare_digest(mac, self._mac(payload)):
+        if not payload or not token.isascii() or not hmac.compare_digest(mac, self._mac(payload)):
             raise invalid_parameter("Invalid parameter at 'nextToken': the token is invalid")
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -309,6 +309,8 @@ class _Checker:
                 self.check(shape.value, item, f"{path}.{key}")
         elif kind == "string":
             self.check_length(shape, value, path, len(value))
+            if "\x00" in value:  # no ECR identifier or document may hold NUL; databases refuse it
+                self.fail(shape, value, path, "Member must not contain NUL characters")
             pattern = meta.get("pattern")
             if pattern is not None:
                 regex = _compile(pattern)

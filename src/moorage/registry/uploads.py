@@ -11,10 +11,8 @@ ecr-api.md §3.10–3.12 (InitiateLayerUpload, UploadLayerPart, CompleteLayerUpl
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import threading
 import uuid
 from dataclasses import dataclass
 
@@ -88,7 +86,6 @@ class UploadService:
     def __init__(self, context: RegistryContext) -> None:
         self.context = context
         self._hashes: dict[str, _RunningHash] = {}
-        self._lock = threading.Lock()
 
     def start(self, repository_name: str) -> str:
         """Open a new, empty upload session in the repository.
@@ -119,7 +116,7 @@ class UploadService:
         Raises:
             RepositoryNotFound, UploadNotFound (``BLOB_UPLOAD_UNKNOWN``).
         """
-        self._session(repository_name, upload_id)
+        upload_id = self._session(repository_name, upload_id).id
         size = self.context.blobs.upload_size(upload_id)
         if size is None:
             raise errors.UploadNotFound(f"upload {upload_id} is unknown")
@@ -137,19 +134,9 @@ class UploadService:
             UploadOffsetMismatch: ``start`` is not the current size, or another request is
                 appending to the same session (OCI 416 ``BLOB_UPLOAD_INVALID``).
         """
-        self._session(repository_name, upload_id)
+        upload_id = self._session(repository_name, upload_id).id
+        fd = self._exclusive(upload_id)
         try:
-            fd = self.context.blobs.open_append(upload_id)
-        except FileNotFoundError:
-            raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                size = os.fstat(fd).st_size
-                raise errors.UploadOffsetMismatch(
-                    "another chunk is being written to this upload", size
-                ) from None
             size = os.fstat(fd).st_size
             if start is not None and start != size:
                 raise errors.UploadOffsetMismatch(
@@ -179,6 +166,7 @@ class UploadService:
                 f"The layer part covers bytes {first_byte}-{last_byte} but carries {len(data)} bytes",
                 size,
             )
+        upload_id = upload_id.lower()
         with self.append(repository_name, upload_id, first_byte) as append:
             append.write(data)
         with self.context.database.transaction() as session:
@@ -202,6 +190,7 @@ class UploadService:
             discarded; clients treat this as success).
         """
         row = self._session(repository_name, upload_id)
+        upload_id = row.id
         size = self.context.blobs.upload_size(upload_id) or 0
         if size == 0:
             self._end(upload_id)
@@ -233,24 +222,28 @@ class UploadService:
             DigestMismatch: the bytes hash to another digest (``DIGEST_INVALID``).
         """
         parse_digest(digest)
-        self._session(repository_name, upload_id)
-        size = self.context.blobs.upload_size(upload_id)
-        if size is None:
-            raise errors.UploadNotFound(f"upload {upload_id} is unknown")
-        running = self._hashes.pop(upload_id, None)
-        if running is not None and running.offset == size:
-            hasher = running.hasher
-        else:
-            try:
+        upload_id = self._session(repository_name, upload_id).id
+        # Hold the upload's lock from hashing to publication: no append can slip in between.
+        fd = self._exclusive(upload_id)
+        try:
+            size = os.fstat(fd).st_size
+            running = self._hashes.pop(upload_id, None)
+            if running is not None and running.offset == size:
+                hasher = running.hasher
+            else:
                 hasher = self.context.blobs.hash_upload(upload_id)
-            except FileNotFoundError:  # collected as abandoned meanwhile
-                raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
-        actual = "sha256:" + hasher.hexdigest()
-        if actual != digest:
-            self._end(upload_id)
-            raise errors.DigestMismatch(
-                f"the uploaded content has digest {actual}, not {digest}"
-            )
+            actual = "sha256:" + hasher.hexdigest()
+            if actual != digest:
+                self._end(upload_id)
+                raise errors.DigestMismatch(
+                    f"the uploaded content has digest {actual}, not {digest}"
+                )
+            newly_linked = self._publish(repository_name, upload_id, digest, size)
+        finally:
+            os.close(fd)
+        return size, newly_linked
+
+    def _publish(self, repository_name: str, upload_id: str, digest: str, size: int) -> bool:
         # Order matters for garbage collection: take the blob row (insert or lock it) first,
         # then publish the file, then link — all in one transaction. A collector deleting the
         # same blob either finished before (we publish afresh) or waits for us (and then finds
@@ -269,7 +262,7 @@ class UploadService:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
             newly_linked = link_blob(session, repository.id, digest, now)
             session.delete(row)
-        return size, newly_linked
+        return newly_linked
 
     def cancel(self, repository_name: str, upload_id: str) -> None:
         """End the session and discard its data.
@@ -277,10 +270,21 @@ class UploadService:
         Raises:
             RepositoryNotFound, UploadNotFound.
         """
-        self._session(repository_name, upload_id)
-        self._end(upload_id)
+        self._end(self._session(repository_name, upload_id).id)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _exclusive(self, upload_id: str) -> int:
+        """The upload's data file descriptor, exclusively locked (see
+        :meth:`FilesystemBlobStore.lock_upload`)."""
+        try:
+            return self.context.blobs.lock_upload(upload_id)
+        except FileNotFoundError:
+            raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
+        except BlockingIOError:
+            size = self.context.blobs.upload_size(upload_id) or 0
+            raise errors.UploadOffsetMismatch(
+                "another request is writing to this upload", size) from None
 
     def _session(self, repository_name: str, upload_id: str) -> UploadSession:
         if len(upload_id) != _UUID_LENGTH:
@@ -289,9 +293,10 @@ class UploadService:
             uuid.UUID(upload_id)
         except ValueError:
             raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown") from None
+        upload_id = upload_id.lower()
         with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
-            row = session.get(UploadSession, upload_id.lower())
+            row = session.get(UploadSession, upload_id)
             if row is None or row.repository_id != repository.id:
                 raise errors.UploadNotFound(
                     f"The upload with id '{upload_id}' does not exist in the repository with "

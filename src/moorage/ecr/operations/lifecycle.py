@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from moorage.ecr.exceptions import EcrError, invalid_parameter
+from moorage.ecr.exceptions import invalid_parameter
 from moorage.ecr.operations.context import OperationContext
 from moorage.ecr.operations.shared import check_registry_id
 from moorage.lifecycle.executor import (
     COMPLETE,
     LifecycleExecutor,
-    LifecyclePolicyNotFound,
-    LifecyclePolicyPreviewInProgress,
-    LifecyclePolicyPreviewNotFound,
 )
 from moorage.registry.images import ImageId
 
@@ -39,13 +36,8 @@ def start_lifecycle_policy_preview(context: OperationContext, params: dict[str, 
     LifecyclePolicyPreviewInProgressException.
     """
     check_registry_id(context, params)
-    try:
-        started = LifecycleExecutor(context.services).start_preview(
-            params["repositoryName"], params.get("lifecyclePolicyText"))
-    except LifecyclePolicyNotFound as error:
-        raise EcrError("LifecyclePolicyNotFoundException", error.message) from None
-    except LifecyclePolicyPreviewInProgress as error:
-        raise EcrError("LifecyclePolicyPreviewInProgressException", error.message) from None
+    started = LifecycleExecutor(context.services).start_preview(
+        params["repositoryName"], params.get("lifecyclePolicyText"))
     return {**_identity(context, started.repository), "lifecyclePolicyText": started.policy_text,
             "status": started.status}
 
@@ -72,13 +64,10 @@ def get_lifecycle_policy_preview(context: OperationContext, params: dict[str, An
         raise invalid_parameter(
             "Invalid parameter at 'maxResults': cannot be used with imageIds")
     tag_status = (params.get("filter") or {}).get("tagStatus", "ANY")
-    try:
-        view = LifecycleExecutor(context.services).get_preview(
-            name, tag_status=tag_status,
-            image_ids=None if image_ids is None else [
-                ImageId(digest=m.get("imageDigest"), tag=m.get("imageTag")) for m in image_ids])
-    except LifecyclePolicyPreviewNotFound as error:
-        raise EcrError("LifecyclePolicyPreviewNotFoundException", error.message) from None
+    view = LifecycleExecutor(context.services).get_preview(
+        name, tag_status=tag_status,
+        image_ids=None if image_ids is None else [
+            ImageId(digest=m.get("imageDigest"), tag=m.get("imageTag")) for m in image_ids])
     result: dict[str, Any] = {**_identity(context, view.repository),
                               "lifecyclePolicyText": view.policy_text, "status": view.status}
     if view.status != COMPLETE or view.results is None:

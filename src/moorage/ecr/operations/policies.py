@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from moorage.auth.policy import parse_policy
-from moorage.ecr.exceptions import EcrError
+from moorage.errors import RepositoryPolicyNotFound
+from moorage.lifecycle.exceptions import LifecyclePolicyNotFound
 from moorage.ecr.operations.context import OperationContext
 from moorage.ecr.operations.shared import check_registry_id
 from moorage.lifecycle.rules import parse_lifecycle_policy
@@ -19,11 +20,6 @@ from moorage.storage.metadata.schema import Repository
 
 def _identity(context: OperationContext, repository: Repository) -> dict[str, Any]:
     return {"registryId": context.registry_id, "repositoryName": repository.name}
-
-
-def _not_found(code: str, kind: str, context: OperationContext, name: str) -> EcrError:
-    return EcrError(code, f"{kind} does not exist for the repository with name '{name}' in the "
-                          f"registry with id '{context.registry_id}'")
 
 
 def set_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +40,7 @@ def get_repository_policy(context: OperationContext, params: dict[str, Any]) -> 
     check_registry_id(context, params)
     repository = context.services.repositories.get(params["repositoryName"])
     if repository.repository_policy is None:
-        raise _not_found("RepositoryPolicyNotFoundException", "Repository policy", context, repository.name)
+        raise RepositoryPolicyNotFound(repository.name, context.registry_id)
     return {**_identity(context, repository), "policyText": repository.repository_policy}
 
 
@@ -70,7 +66,7 @@ def get_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> d
     check_registry_id(context, params)
     repository = context.services.repositories.get(params["repositoryName"])
     if repository.lifecycle_policy is None:
-        raise _not_found("LifecyclePolicyNotFoundException", "Lifecycle policy", context, repository.name)
+        raise LifecyclePolicyNotFound(repository.name, context.registry_id)
     return {**_identity(context, repository), "lifecyclePolicyText": repository.lifecycle_policy,
             "lastEvaluatedAt": repository.lifecycle_evaluated_at}
 

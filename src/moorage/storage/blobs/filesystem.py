@@ -8,6 +8,7 @@ housekeeping removes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -70,13 +71,28 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def open_append(self, upload_id: str) -> int:
-        """An OS file descriptor that appends to the upload; the caller closes it.
+    def lock_upload(self, upload_id: str) -> int:
+        """An appending file descriptor on the upload's data, holding its exclusive lock; the
+        caller closes it (which releases the lock).
+
+        Every writer and the completer take this lock, and each checks after locking that the
+        path still names the locked file, so no write can land in a file that was published
+        (renamed) or discarded meanwhile.
 
         Raises:
-            FileNotFoundError: no such upload.
+            FileNotFoundError: no such upload (or it ended while we waited).
+            BlockingIOError: another request holds the lock.
         """
-        return os.open(paths.upload_path(self.root, upload_id), os.O_WRONLY | os.O_APPEND)
+        path = paths.upload_path(self.root, upload_id)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def truncate_upload(self, upload_id: str, size_bytes: int) -> None:
         """Cut the upload back to ``size_bytes`` (undo a failed append)."""
@@ -98,9 +114,14 @@ class FilesystemBlobStore:
         """
         source = paths.upload_path(self.root, upload_id)
         target = paths.blob_path(self.root, digest)
-        if target.exists():
+        try:
+            existing = target.stat().st_size
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and existing == source.stat().st_size:
             source.unlink(missing_ok=True)
             return
+        # Absent, or damaged (a size that cannot be this content): our verified copy goes in.
         fd = os.open(source, os.O_RDONLY)
         try:
             os.fsync(fd)
