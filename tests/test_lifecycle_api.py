@@ -337,6 +337,24 @@ def test_worked_examples_preview_dry_run_and_run(clock_server):
     bad_now = moorage(server, "lifecycle", "run", "--now", "yesterday")
     assert bad_now.returncode == 2 and "--now" in bad_now.stderr
 
+    # Garbage collection reclaims exactly the expired images' blobs, and fsck finds the
+    # registry consistent. (The images were pushed on the test clock, in the past.)
+    expired_blobs = {digest: len(blob) for s in examples for label in s.expected
+                     for digest, blob in s.built[label].blobs.items()}
+    collected = moorage(server, "gc")
+    assert collected.returncode == 0, collected.stderr
+    for digest in expired_blobs:
+        assert f"blob {digest}" in collected.stdout
+    with server.http() as http:
+        for scenario in examples:
+            for label in scenario.images:
+                if label in scenario.expected:
+                    continue
+                for digest in scenario.built[label].blobs:
+                    assert http.head(f"/v2/{scenario.repository}/blobs/{digest}").status_code == 200
+    checked = moorage(server, "fsck")
+    assert checked.returncode == 0 and "0 problems" in checked.stdout, checked.stdout
+
 
 def test_the_server_runs_policies_periodically(tmp_path, fresh_database_url):
     server = start_server(tmp_path / "data", fresh_database_url,
