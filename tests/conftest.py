@@ -75,6 +75,14 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def moorage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """``python -m moorage <args>`` on this server's data, as the same registry."""
+        return subprocess.run(
+            [sys.executable, "-m", "moorage", *args, "--data-dir", str(self.data_dir),
+             "--database-url", self.database_url],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "MOORAGE_ACCOUNT_ID": ACCOUNT_ID, **(env or {})})
+
 
 def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None) -> Server:
     """Start ``python -m moorage serve`` and wait until ``/healthz`` answers."""
@@ -154,6 +162,22 @@ def server(database_url, tmp_path_factory):  # type: ignore[no-untyped-def]
     running = start_server(tmp_path_factory.mktemp("data") / "data", database_url, {"MOORAGE_WORKERS": "2"})
     yield running
     stop_server(running)
+
+
+@pytest.fixture
+def own_server(tmp_path, fresh_database_url):  # type: ignore[no-untyped-def]
+    """Start servers of this test's own (fresh database, own data directory) with extra
+    environment: ``own_server({"MOORAGE_TEST_CLOCK": "1"})``; all are stopped after the test."""
+    started: list[Server] = []
+
+    def start(extra_env: dict[str, str] | None = None) -> Server:
+        server = start_server(tmp_path / f"data{len(started)}", fresh_database_url, extra_env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_server(server)
 
 
 @pytest.fixture

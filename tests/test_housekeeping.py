@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import threading
 
 import httpx
@@ -14,17 +12,10 @@ import pytest
 from moorage.config import Settings
 from moorage.registry.housekeeping import Housekeeping
 from moorage.services import build_services
-from tests.conftest import ACCOUNT_ID, start_server, stop_server
+from tests.conftest import ACCOUNT_ID
 from tests.images import OCI_MANIFEST, compact, digest_of, make_image
 
 QUIET = {"MOORAGE_GC_INTERVAL": "0", "MOORAGE_LIFECYCLE_INTERVAL": "0"}
-
-
-def moorage(server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "moorage", *args, "--data-dir", str(server.data_dir),
-         "--database-url", server.database_url],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def push(http: httpx.Client, repository: str, image, tag: str) -> int:  # type: ignore[no-untyped-def]
@@ -36,10 +27,8 @@ def push(http: httpx.Client, repository: str, image, tag: str) -> int:  # type: 
 
 
 @pytest.fixture
-def quiet_server(tmp_path, fresh_database_url):  # type: ignore[no-untyped-def]
-    server = start_server(tmp_path / "data", fresh_database_url, QUIET)
-    yield server
-    stop_server(server)
+def quiet_server(own_server):  # type: ignore[no-untyped-def]
+    return own_server(QUIET)
 
 
 def test_gc_reclaims_blobs_of_deleted_images_only(quiet_server):
@@ -55,17 +44,17 @@ def test_gc_reclaims_blobs_of_deleted_images_only(quiet_server):
     ecr.batch_delete_image(repositoryName="gc/app", imageIds=[{"imageTag": "dropped"}])
 
     # Within the grace period nothing goes.
-    within = moorage(server, "gc")
+    within = server.moorage("gc")
     assert within.returncode == 0, within.stderr
     assert "removed: 0 blobs" in within.stdout
 
-    dry = moorage(server, "gc", "--dry-run", env={"MOORAGE_GC_GRACE": "0"})
+    dry = server.moorage("gc", "--dry-run", env={"MOORAGE_GC_GRACE": "0"})
     count = len(dropped.blobs)
     assert f"would remove: {count} blobs" in dry.stdout and "1 abandoned uploads" in dry.stdout
     for blob_digest in dropped.blobs:
         assert (server.data_dir / "blobs" / "sha256" / blob_digest[7:9] / blob_digest[7:]).exists()
 
-    done = moorage(server, "gc", env={"MOORAGE_GC_GRACE": "0"})
+    done = server.moorage("gc", env={"MOORAGE_GC_GRACE": "0"})
     assert done.returncode == 0, done.stderr
     dropped_bytes = sum(len(b) for b in dropped.blobs.values())
     assert f"removed: {count} blobs ({dropped_bytes} bytes), 1 abandoned uploads" in done.stdout
@@ -76,7 +65,7 @@ def test_gc_reclaims_blobs_of_deleted_images_only(quiet_server):
         for blob_digest, blob in kept.blobs.items():
             assert http.get(f"/v2/gc/app/blobs/{blob_digest}").content == blob
         assert http.get(abandoned).status_code == 404
-    assert moorage(server, "fsck").returncode == 0
+    assert server.moorage("fsck").returncode == 0
 
 
 def test_gc_keeps_blobs_shared_with_another_repository(quiet_server):
@@ -89,7 +78,7 @@ def test_gc_keeps_blobs_shared_with_another_repository(quiet_server):
         assert push(http, "share/one", image, "v1") == 201
         assert push(http, "share/two", image, "v1") == 201
     ecr.delete_repository(repositoryName="share/one", force=True)
-    assert "removed: 0 blobs" in moorage(server, "gc", env={"MOORAGE_GC_GRACE": "0"}).stdout
+    assert "removed: 0 blobs" in server.moorage("gc", env={"MOORAGE_GC_GRACE": "0"}).stdout
     with server.http() as http:
         assert http.get("/v2/share/two/manifests/v1").status_code == 200
         for blob_digest in image.blobs:
@@ -164,7 +153,7 @@ def test_fsck_finds_and_repairs(quiet_server):
         assert push(http, "fsck/app", image, "v1") == 201
         assert http.post("/v2/fsck/app/blobs/uploads/", params={"digest": digest_of(stray)},
                          content=stray).status_code == 201
-    clean = moorage(server, "fsck")
+    clean = server.moorage("fsck")
     assert clean.returncode == 0 and "0 problems" in clean.stdout
 
     def blob_file(digest: str):  # type: ignore[no-untyped-def]
@@ -173,13 +162,13 @@ def test_fsck_finds_and_repairs(quiet_server):
     blob_file(digest_of(stray)).write_bytes(b"corrupted")
     layer_digest = digest_of(image.layers[0])
     blob_file(layer_digest).write_bytes(b"x" * len(image.layers[0]))
-    found = moorage(server, "fsck")
+    found = server.moorage("fsck")
     assert found.returncode == 1
     assert f"blob {digest_of(stray)}: 9 bytes stored" in found.stdout
     assert f"blob {layer_digest}: content hashes to" in found.stdout
-    repaired = moorage(server, "fsck", "--repair")
+    repaired = server.moorage("fsck", "--repair")
     assert repaired.returncode == 1  # the referenced layer cannot be repaired
     assert f"repaired: blob {digest_of(stray)}" in repaired.stdout
     assert f"PROBLEM: blob {layer_digest}" in repaired.stdout
     blob_file(layer_digest).write_bytes(image.layers[0])
-    assert moorage(server, "fsck").returncode == 0
+    assert server.moorage("fsck").returncode == 0

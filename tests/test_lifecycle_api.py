@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -93,16 +91,6 @@ def with_subject(image: BuiltImage, subject: BuiltImage) -> BuiltImage:
     document["subject"] = {"mediaType": OCI_MANIFEST, "digest": subject.digest,
                            "size": len(subject.manifest)}
     return BuiltImage(compact(document), image.config, image.layers)
-
-
-def moorage(server, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    """``python -m moorage <args>`` on the server's data, as the same account."""
-    result = subprocess.run(
-        [sys.executable, "-m", "moorage", *args, "--data-dir", str(server.data_dir),
-         "--database-url", server.database_url],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "MOORAGE_ACCOUNT_ID": ACCOUNT_ID})
-    return result
 
 
 def digests(ecr, repository: str) -> set[str]:  # type: ignore[no-untyped-def]
@@ -210,10 +198,8 @@ def check_preview(ecr, scenario: Scenario) -> None:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture
-def clock_server(tmp_path, fresh_database_url):  # type: ignore[no-untyped-def]
-    server = start_server(tmp_path / "data", fresh_database_url, QUIET_CLOCK)
-    yield server
-    stop_server(server)
+def clock_server(own_server):  # type: ignore[no-untyped-def]
+    return own_server(QUIET_CLOCK)
 
 
 def test_worked_examples_preview_dry_run_and_run(clock_server):
@@ -289,7 +275,7 @@ def test_worked_examples_preview_dry_run_and_run(clock_server):
     before = {s.repository: digests(ecr, s.repository) for s in examples}
 
     # Dry run: prints every expiration with its rule, deletes nothing, records nothing.
-    dry = moorage(server, "lifecycle", "run", "--dry-run", "--now", str(int(NOW)))
+    dry = server.moorage("lifecycle", "run", "--dry-run", "--now", str(int(NOW)))
     assert dry.returncode == 0, dry.stderr
     assert "2025-02-01T00:00:00Z" in dry.stdout and "dry run" in dry.stdout
     for scenario in examples:
@@ -303,7 +289,7 @@ def test_worked_examples_preview_dry_run_and_run(clock_server):
 
     # What-if at another instant, ISO 8601: on 2025-02-20 L3's F is old enough too.
     l3 = examples[1]
-    what_if = moorage(server, "lifecycle", "run", "--dry-run", "--repository", l3.repository,
+    what_if = server.moorage("lifecycle", "run", "--dry-run", "--repository", l3.repository,
                       "--now", "2025-02-20T00:00:00Z")
     assert what_if.returncode == 0, what_if.stderr
     assert what_if.stdout.count("would expire sha256:") == 2
@@ -313,7 +299,7 @@ def test_worked_examples_preview_dry_run_and_run(clock_server):
     assert digests(ecr, l3.repository) == before[l3.repository]
 
     # The real run deletes exactly the expected images.
-    real = moorage(server, "lifecycle", "run", "--now", str(NOW))
+    real = server.moorage("lifecycle", "run", "--now", str(NOW))
     assert real.returncode == 0, real.stderr
     for scenario in examples:
         for digest, priority in scenario.expected_results():
@@ -330,18 +316,18 @@ def test_worked_examples_preview_dry_run_and_run(clock_server):
     # Evaluating again at the same instant acts on nothing; a new preview agrees.
     check_preview(ecr, Scenario("again", examples[0].images, examples[0].policy_text, {},
                                 repository=examples[0].repository, built=examples[0].built))
-    again = moorage(server, "lifecycle", "run", "--repository", examples[0].repository, "--now", str(NOW))
+    again = server.moorage("lifecycle", "run", "--repository", examples[0].repository, "--now", str(NOW))
     assert again.returncode == 0 and "0 expired" in again.stdout, again.stdout
-    missing = moorage(server, "lifecycle", "run", "--repository", "lifecycle/absent")
+    missing = server.moorage("lifecycle", "run", "--repository", "lifecycle/absent")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
-    bad_now = moorage(server, "lifecycle", "run", "--now", "yesterday")
+    bad_now = server.moorage("lifecycle", "run", "--now", "yesterday")
     assert bad_now.returncode == 2 and "--now" in bad_now.stderr
 
     # Garbage collection reclaims exactly the expired images' blobs, and fsck finds the
     # registry consistent. (The images were pushed on the test clock, in the past.)
     expired_blobs = {digest: len(blob) for s in examples for label in s.expected
                      for digest, blob in s.built[label].blobs.items()}
-    collected = moorage(server, "gc")
+    collected = server.moorage("gc")
     assert collected.returncode == 0, collected.stderr
     for digest in expired_blobs:
         assert f"blob {digest}" in collected.stdout
@@ -352,7 +338,7 @@ def test_worked_examples_preview_dry_run_and_run(clock_server):
                     continue
                 for digest in scenario.built[label].blobs:
                     assert http.head(f"/v2/{scenario.repository}/blobs/{digest}").status_code == 200
-    checked = moorage(server, "fsck")
+    checked = server.moorage("fsck")
     assert checked.returncode == 0 and "0 problems" in checked.stdout, checked.stdout
 
 
