@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.orm import Session
 
 from moorage import errors
@@ -21,6 +21,17 @@ from moorage.storage.metadata.schema import (
     ImageReference,
     Repository,
     RepositoryBlob,
+)
+
+
+# Blob size if linked to the repository (NULL when not), or no row when the repository is absent.
+_BLOB_IN_REPOSITORY = (
+    select(Repository.id, Blob.size_bytes)
+    .select_from(Repository)
+    .outerjoin(RepositoryBlob, (RepositoryBlob.repository_id == Repository.id)
+               & (RepositoryBlob.digest == bindparam("digest")))
+    .outerjoin(Blob, Blob.digest == RepositoryBlob.digest)
+    .where(Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
 )
 
 
@@ -39,21 +50,10 @@ class BlobService:
             BlobNotFound: not linked to the repository (``BLOB_UNKNOWN``).
         """
         parse_digest(digest)
-        with self.context.database.read_connection() as session:
-            row = session.execute(
-                select(Repository.id, Blob.size_bytes)
-                .select_from(Repository)
-                .outerjoin(
-                    RepositoryBlob,
-                    (RepositoryBlob.repository_id == Repository.id)
-                    & (RepositoryBlob.digest == digest),
-                )
-                .outerjoin(Blob, Blob.digest == RepositoryBlob.digest)
-                .where(
-                    Repository.registry_id == self.context.registry_id,
-                    Repository.name == repository_name,
-                )
-            ).one_or_none()
+        with self.context.database.read_connection() as connection:
+            row = connection.execute(_BLOB_IN_REPOSITORY, {
+                "registry_id": self.context.registry_id, "name": repository_name,
+                "digest": digest}).one_or_none()
         if row is None:
             raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
         if row.size_bytes is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,14 @@ from moorage.storage.metadata.schema import (
 )
 
 PULL_TIME_RESOLUTION_SECONDS = 1.0
+
+_MANIFEST_COLUMNS = select(
+    Image.id, Image.digest, Image.media_type, Image.content, Image.last_pulled_at
+).join(Repository, Repository.id == Image.repository_id).where(
+    Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
+_MANIFEST_BY_DIGEST = _MANIFEST_COLUMNS.where(Image.digest == bindparam("reference"))
+_MANIFEST_BY_TAG = _MANIFEST_COLUMNS.join(Tag, Tag.image_id == Image.id).where(
+    Tag.name == bindparam("reference"))
 
 
 @dataclass(frozen=True)
@@ -261,19 +269,12 @@ class ImageService:
             parse_digest(reference)
         else:
             parse_tag(reference)
-        # The hot path of every pull: one query on a bare connection.
-        query = (
-            select(Image.id, Image.digest, Image.media_type, Image.content, Image.last_pulled_at)
-            .join(Repository, Repository.id == Image.repository_id)
-            .where(Repository.registry_id == self.context.registry_id,
-                   Repository.name == repository_name)
-        )
-        if by_digest:
-            query = query.where(Image.digest == reference)
-        else:
-            query = query.join(Tag, Tag.image_id == Image.id).where(Tag.name == reference)
+        # The hot path of every pull: one prepared query on a bare connection.
+        statement = _MANIFEST_BY_DIGEST if by_digest else _MANIFEST_BY_TAG
         with self.context.database.read_connection() as connection:
-            row = connection.execute(query).first()
+            row = connection.execute(statement, {
+                "registry_id": self.context.registry_id, "name": repository_name,
+                "reference": reference}).first()
         if row is None:
             with self.context.database.read() as session:
                 self.context.repository(session, repository_name)
@@ -379,15 +380,16 @@ class ImageService:
         """
         removed: list[tuple[str, str | None]] = []
         failures: list[tuple[int, errors.MoorageError]] = []
-        with self.context.database.read() as session:
-            self.context.repository(session, repository_name)
-        for index, image_id in enumerate(image_ids):
-            try:
-                removed += self.delete_one(repository_name, image_id)
-            except errors.RepositoryNotFound:
-                raise
-            except errors.MoorageError as error:
-                failures.append((index, error))
+        # One transaction for the batch, a savepoint per item: an item that fails leaves no
+        # trace and does not stop the others.
+        with self.context.database.transaction() as session:
+            repository = self.context.repository(session, repository_name, for_update=True)
+            for index, image_id in enumerate(image_ids):
+                try:
+                    with session.begin_nested():
+                        removed += self._delete(session, repository, image_id)
+                except errors.MoorageError as error:
+                    failures.append((index, error))
         return removed, failures
 
     def _delete(self, session: Session, repository: Repository, image_id: ImageId) -> list[tuple[str, str | None]]:

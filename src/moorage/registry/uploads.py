@@ -238,6 +238,8 @@ class UploadService:
                 raise errors.DigestMismatch(
                     f"the uploaded content has digest {actual}, not {digest}"
                 )
+            # Durable before visible, and outside the transaction so writers do not queue on it.
+            self.context.blobs.sync_upload(upload_id)
             newly_linked = self._publish(repository_name, upload_id, digest, size)
         finally:
             os.close(fd)

@@ -106,8 +106,20 @@ class FilesystemBlobStore:
                 hasher.update(chunk)
         return hasher
 
+    def sync_upload(self, upload_id: str) -> None:
+        """Flush the upload's data to disk (once, before publication; never per chunk).
+
+        Raises:
+            FileNotFoundError: no such upload.
+        """
+        fd = os.open(paths.upload_path(self.root, upload_id), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def publish_upload(self, upload_id: str, digest: str) -> None:
-        """Make the verified upload the blob ``digest``: fsync, rename, fsync the directory.
+        """Make the verified, synced upload the blob ``digest``: rename, fsync the directory.
 
         "Already there" is success: the existing file has the same content by construction, and
         the upload file is removed.
@@ -122,11 +134,6 @@ class FilesystemBlobStore:
             source.unlink(missing_ok=True)
             return
         # Absent, or damaged (a size that cannot be this content): our verified copy goes in.
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
         _fsync_directory(target.parent)

@@ -26,8 +26,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_database_engine(url: str) -> Engine:
+def create_database_engine(url: str, *, single_statement: bool = False) -> Engine:
     """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    With ``single_statement``, every statement is its own transaction (no BEGIN): for hot
+    paths that read with one query.
 
     Raises:
         sqlalchemy.exc.ArgumentError: the URL is not a database URL.
@@ -54,13 +57,16 @@ def create_database_engine(url: str) -> Engine:
         def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
             # Writers take the write lock up front (IMMEDIATE): no read-to-write upgrade
             # deadlocks between them. Readers run concurrently on WAL snapshots.
+            if single_statement:
+                return  # each statement is its own transaction
             if connection.get_execution_options().get("moorage_read_only"):
                 connection.exec_driver_sql("BEGIN")
             else:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return engine.execution_options(isolation_level="AUTOCOMMIT") if single_statement else engine
 
 
 def migrate(engine: Engine) -> None:
@@ -104,6 +110,10 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine = self.engine.execution_options(moorage_read_only=True)
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        if self.engine.dialect.name == "sqlite":
+            self._statement_engine = create_database_engine(url, single_statement=True)
+        else:
+            self._statement_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -128,10 +138,12 @@ class Database:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """A bare connection for hot read paths (Core queries, no ORM session)."""
-        with self._read_engine.connect() as connection:
+        """A bare autocommit connection for hot paths that read with ONE statement (Core
+        queries, no ORM session, no BEGIN/ROLLBACK round trips)."""
+        with self._statement_engine.connect() as connection:
             yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        self._statement_engine.dispose()
