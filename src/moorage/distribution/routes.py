@@ -207,7 +207,7 @@ async def start_upload(call: Call) -> Response:
     upload_id = await run_in_threadpool(uploads.start, call.name)
     if digest is None:
         return Response(b"", 202, headers=call.upload_headers(upload_id, 0))
-    await _receive(call, upload_id, start=0)
+    await _receive(call, upload_id, start=0, completing=True)
     await run_in_threadpool(uploads.complete, call.name, upload_id, digest)
     return _blob_created(call, digest)
 
@@ -236,7 +236,7 @@ async def put_upload(call: Call) -> Response:
         raise OciError("DIGEST_INVALID", "the digest query parameter is required", 400)
     parse_digest(digest)
     if _has_body(call.request):
-        await _receive(call, upload_id, start=None)
+        await _receive(call, upload_id, start=None, completing=True)
     await run_in_threadpool(call.services.uploads.complete, call.name, upload_id, digest)
     log.info("blob.uploaded", repository=call.name, digest=digest)
     return _blob_created(call, digest)
@@ -262,8 +262,9 @@ def _has_body(request: Request) -> bool:
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
-async def _receive(call: Call, upload_id: str, start: int | None) -> int:
+async def _receive(call: Call, upload_id: str, start: int | None, completing: bool = False) -> int:
     """Stream the request body into the upload, hashing on the way; return the new size.
+    ``completing``: the same request completes the upload next (no progress to record).
 
     ``Content-Range`` (if sent) must start at the current size, and the body must have exactly
     its length; a failed or short chunk is cut back so the session stays as it was.
@@ -288,6 +289,7 @@ async def _receive(call: Call, upload_id: str, start: int | None) -> int:
             "BLOB_UPLOAD_INVALID", error.message, 416,
             headers=call.upload_headers(upload_id, error.size_bytes),
         ) from None
+    append.record_progress = not completing
     try:
         buffer = bytearray()
         async for chunk in request.stream():

@@ -49,6 +49,9 @@ class Append:
         self._fd = fd
         self.start = start
         self.size_bytes = start
+        # False when the same request completes the upload right after: its session row is
+        # deleted then, so recording the new size would be a wasted write transaction.
+        self.record_progress = True
         running = service._hashes.pop(upload_id, None)
         self._hasher = running.hasher if running and running.offset == start else None
 
@@ -71,7 +74,8 @@ class Append:
                 os.ftruncate(self._fd, self.start)
                 self.size_bytes = self.start
             else:
-                self._service._finish_append(self)
+                if self.record_progress:
+                    self._service._finish_append(self)
                 if self._hasher is not None:
                     self._service._hashes[self.upload_id] = _RunningHash(
                         self._hasher, self.size_bytes
