@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, exists, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from moorage import errors
@@ -194,7 +195,7 @@ class BlobService:
                 )
 
 
-def link_blob(session: Session, repository_id: int, digest: str, now: float) -> bool:
+def link_blob(session: Session | Connection, repository_id: int, digest: str, now: float) -> bool:
     """Link a published blob to a repository inside ``session``; already linked is fine.
 
     Returns:
@@ -205,12 +206,13 @@ def link_blob(session: Session, repository_id: int, digest: str, now: float) -> 
     )
 
 
-def claim_blob(session: Session, digest: str, size_bytes: int, now: float) -> None:
+def claim_blob(session: Session | Connection, digest: str, size_bytes: int, now: float) -> None:
     """Insert the row of blob ``digest``, or lock the existing one, until ``session`` ends.
 
     The lock orders a publication against a concurrent garbage collection of the same blob.
     """
-    if session.get_bind().dialect.name == "sqlite":
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    if dialect == "sqlite":
         # SQLite transactions of writers are serialised already (BEGIN IMMEDIATE).
         insert_ignoring_duplicates(
             session, Blob, {"digest": digest, "size_bytes": size_bytes, "created_at": now})

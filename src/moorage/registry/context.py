@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from moorage.clock import Clock
@@ -12,6 +13,11 @@ from moorage.errors import RepositoryNotFound
 from moorage.storage.blobs.filesystem import FilesystemBlobStore
 from moorage.storage.metadata.database import Database
 from moorage.storage.metadata.schema import Repository
+
+
+_REPOSITORY_ID = select(Repository.id).where(
+    Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
+_REPOSITORY_ID_FOR_UPDATE = _REPOSITORY_ID.with_for_update()
 
 
 @dataclass
@@ -35,6 +41,18 @@ class RegistryContext:
     region: str
     max_repositories: int = 100_000
     max_images_per_repository: int = 20_000
+
+    def repository_id(self, connection: Connection, name: str, *, for_update: bool = False) -> int:
+        """The id of repository ``name``: one prepared query (hot paths on bare connections).
+
+        Raises:
+            RepositoryNotFound.
+        """
+        statement = _REPOSITORY_ID_FOR_UPDATE if for_update and not self.database.is_sqlite else _REPOSITORY_ID
+        found = connection.execute(statement, {"registry_id": self.registry_id, "name": name}).scalar()
+        if found is None:
+            raise RepositoryNotFound(name, self.registry_id)
+        return int(found)
 
     def repository(self, session: Session, name: str, *, for_update: bool = False) -> Repository:
         """The repository row named ``name``.

@@ -16,17 +16,36 @@ import os
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from moorage import errors
 from moorage.images.digests import parse_digest
 from moorage.registry.blobs import claim_blob, link_blob
 from moorage.registry.context import RegistryContext
-from moorage.storage.metadata.schema import UploadSession
+from moorage.storage.metadata.schema import Repository, UploadSession
 
 _UUID_LENGTH = 36
 MIN_PART_BYTES = 5 * 1024 * 1024
 PREFERRED_PART_BYTES = 10 * 1024 * 1024
+
+
+# The session (if any) named by an upload id, with its repository; no row when the repository
+# does not exist, NULL columns when it does but the session does not (or is another's).
+_SESSION = (
+    select(Repository.id.label("repository"), UploadSession.id, UploadSession.repository_id,
+           UploadSession.small_part)
+    .select_from(Repository)
+    .outerjoin(UploadSession, (UploadSession.repository_id == Repository.id)
+               & (UploadSession.id == bindparam("upload_id")))
+    .where(Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
+)
+
+
+@dataclass(frozen=True)
+class _Session:
+    id: str
+    repository_id: int
+    small_part: bool
 
 
 @dataclass
@@ -101,16 +120,13 @@ class UploadService:
             RepositoryNotFound: no such repository (``NAME_UNKNOWN``).
         """
         upload_id = str(uuid.uuid4())
-        with self.context.database.transaction() as session:
-            repository = self.context.repository(session, repository_name)
+        with self.context.database.write_connection() as connection:
+            repository_id = self.context.repository_id(connection, repository_name)
             now = self.context.clock.now()
             self.context.blobs.create_upload(upload_id)
-            session.add(
-                UploadSession(
-                    id=upload_id, repository_id=repository.id, size_bytes=0, created_at=now,
-                    updated_at=now,
-                )
-            )
+            connection.execute(insert(UploadSession).values(
+                id=upload_id, repository_id=repository_id, size_bytes=0, created_at=now,
+                updated_at=now))
         self._hashes[upload_id] = _RunningHash(hashlib.sha256(), 0)
         return upload_id
 
@@ -255,19 +271,21 @@ class UploadService:
         # same blob either finished before (we publish afresh) or waits for us (and then finds
         # the new link and keeps the blob). The session row is locked too, so a collector of
         # abandoned uploads cannot remove the data being published.
-        with self.context.database.transaction() as session:
-            repository = self.context.repository(session, repository_name)
-            row = session.get(UploadSession, upload_id, with_for_update=not self.context.database.is_sqlite)
-            if row is None or row.repository_id != repository.id:
+        with self.context.database.write_connection() as connection:
+            repository_id = self.context.repository_id(connection, repository_name)
+            query = select(UploadSession.repository_id).where(UploadSession.id == upload_id)
+            if not self.context.database.is_sqlite:
+                query = query.with_for_update()
+            if connection.execute(query).scalar() != repository_id:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown")
             now = self.context.clock.now()
-            claim_blob(session, digest, size, now)
+            claim_blob(connection, digest, size, now)
             try:
                 self.context.blobs.publish_upload(upload_id, digest)
             except FileNotFoundError:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
-            newly_linked = link_blob(session, repository.id, digest, now)
-            session.delete(row)
+            newly_linked = link_blob(connection, repository_id, digest, now)
+            connection.execute(delete(UploadSession).where(UploadSession.id == upload_id))
         return newly_linked
 
     def cancel(self, repository_name: str, upload_id: str) -> None:
@@ -292,7 +310,7 @@ class UploadService:
             raise errors.UploadOffsetMismatch(
                 "another request is writing to this upload", size) from None
 
-    def _session(self, repository_name: str, upload_id: str) -> UploadSession:
+    def _session(self, repository_name: str, upload_id: str) -> _Session:
         if len(upload_id) != _UUID_LENGTH:
             raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown")
         try:
@@ -300,25 +318,29 @@ class UploadService:
         except ValueError:
             raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown") from None
         upload_id = upload_id.lower()
-        with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            row = session.get(UploadSession, upload_id)
-            if row is None or row.repository_id != repository.id:
-                raise errors.UploadNotFound(
-                    f"The upload with id '{upload_id}' does not exist in the repository with "
-                    f"name '{repository_name}'"
-                )
-            return row
+        with self.context.database.read_connection() as connection:
+            row = connection.execute(_SESSION, {
+                "registry_id": self.context.registry_id, "name": repository_name,
+                "upload_id": upload_id}).first()
+        if row is None:
+            with self.context.database.read() as session:
+                self.context.repository(session, repository_name)  # NAME_UNKNOWN first
+        if row is None or row.id is None:
+            raise errors.UploadNotFound(
+                f"The upload with id '{upload_id}' does not exist in the repository with "
+                f"name '{repository_name}'"
+            )
+        return _Session(row.id, row.repository_id, bool(row.small_part))
 
     def _finish_append(self, append: Append) -> None:
-        with self.context.database.transaction() as session:
+        with self.context.database.write_connection() as session:
             session.execute(update(UploadSession).where(UploadSession.id == append.upload_id).values(
                 size_bytes=append.size_bytes, updated_at=self.context.clock.now()))
 
     def _end(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
-        with self.context.database.transaction() as session:
-            session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+        with self.context.database.write_connection() as connection:
+            connection.execute(delete(UploadSession).where(UploadSession.id == upload_id))
         self.context.blobs.delete_upload(upload_id)
 
     def upload_ids(self) -> list[str]:

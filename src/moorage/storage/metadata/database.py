@@ -78,7 +78,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def insert_ignoring_duplicates(session: Session, table: type, values: dict) -> bool:
+def insert_ignoring_duplicates(session: Session | Connection, table: type, values: dict) -> bool:
     """INSERT ``values`` into ``table`` unless a row with the same primary key exists.
 
     Race-free on both dialects (``ON CONFLICT DO NOTHING``): content-addressed facts such as
@@ -87,7 +87,8 @@ def insert_ignoring_duplicates(session: Session, table: type, values: dict) -> b
     Returns:
         True when a row was inserted.
     """
-    if session.get_bind().dialect.name == "sqlite":
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
@@ -129,6 +130,12 @@ class Database:
         """One session in one transaction."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A bare connection in one write transaction (Core statements; hot write paths)."""
+        with self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:
