@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
 from moorage.registry.images import ImageId, resolve
-from moorage.storage.metadata.schema import Image, Tag
+from moorage.storage.metadata.schema import Image, Repository, Tag
 
 TAG_STATUSES = ("TAGGED", "UNTAGGED", "ANY")
 
@@ -61,15 +61,24 @@ class ImageListing:
         Raises:
             RepositoryNotFound.
         """
-        with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            query = select(Tag.name).where(Tag.repository_id == repository.id)
-            if after is not None:
-                query = query.where(Tag.name > after)
-            query = query.order_by(Tag.name)
-            if limit is not None:
-                query = query.limit(limit + 1)
-            names = list(session.scalars(query))
+        query = (
+            select(Repository.id, Tag.name)
+            .select_from(Repository)
+            .outerjoin(Tag, Tag.repository_id == Repository.id)
+            .where(Repository.registry_id == self.context.registry_id,
+                   Repository.name == repository_name)
+        )
+        if after is not None:
+            query = query.where((Tag.name > after) | (Tag.name.is_(None)))
+        query = query.order_by(Tag.name)
+        if limit is not None:
+            query = query.limit(limit + 1)
+        with self.context.database.read_connection() as connection:
+            rows = connection.execute(query).all()
+        if not rows:
+            with self.context.database.read() as session:
+                self.context.repository(session, repository_name)  # NAME_UNKNOWN
+        names = [name for _, name in rows if name is not None]
         if limit is not None and len(names) > limit:
             return names[:limit], True
         return names, False
