@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 
 import httpx
 import pytest
+import sqlalchemy
 
 from moorage.config import Settings
 from moorage.registry.housekeeping import Housekeeping
@@ -172,3 +174,77 @@ def test_fsck_finds_and_repairs(quiet_server):
     assert f"PROBLEM: blob {layer_digest}" in repaired.stdout
     blob_file(layer_digest).write_bytes(image.layers[0])
     assert server.moorage("fsck").returncode == 0
+
+
+def test_a_blob_pushed_again_is_young_again(own_server):
+    """A blob whose image was deleted long ago and that is pushed again must not be collected
+    before the manifest that references it arrives."""
+    server = own_server({**QUIET, "MOORAGE_TEST_CLOCK": "1"})
+    server.ecr().create_repository(repositoryName="again/app")
+    image = make_image()
+    httpx.post(server.url + "/_moorage/clock", json={"now": time.time() - 3 * 86400})
+    with server.http() as http:
+        assert push(http, "again/app", image, "old") == 201
+        assert http.delete(f"/v2/again/app/manifests/{image.digest}").status_code == 202
+    httpx.post(server.url + "/_moorage/clock", json={"now": None})
+    with server.http() as http:
+        for blob in image.blobs.values():  # pushed again today
+            assert http.post("/v2/again/app/blobs/uploads/", params={"digest": digest_of(blob)},
+                             content=blob).status_code == 201
+        collected = server.moorage("gc", env={"MOORAGE_GC_GRACE": "86400"})
+        assert "removed: 0 blobs" in collected.stdout, collected.stdout
+        assert http.put("/v2/again/app/manifests/new", content=image.manifest,
+                        headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+
+
+def test_collection_respects_rows_and_locks(quiet_server, monkeypatch):
+    """Crash residue goes only when no row names it; a busy upload is never collected."""
+    from moorage.registry import housekeeping as module
+    from moorage.storage.metadata.schema import Blob
+
+    server = quiet_server
+    server.ecr().create_repository(repositoryName="residue/app")
+    settings = Settings(data_dir=server.data_dir, database_url=server.database_url, account_id=ACCOUNT_ID)
+    services = build_services(settings)
+    try:
+        keeper = Housekeeping(services.context)
+        monkeypatch.setattr(module, "ORPHAN_FILE_MIN_AGE_SECONDS", -60)
+        residue = os.urandom(100)
+        path = services.context.blobs.blob_path(digest_of(residue))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(residue)
+        with services.context.database.transaction() as session:  # a publisher's claimed row
+            session.add(Blob(digest=digest_of(residue), size_bytes=100, created_at=time.time() + 3600))
+        assert keeper.collect(grace_seconds=0).orphan_files == [] and path.exists()
+        with services.context.database.transaction() as session:
+            session.execute(sqlalchemy.delete(Blob).where(Blob.digest == digest_of(residue)))
+        assert keeper.collect(grace_seconds=0).orphan_files == [str(path)] and not path.exists()
+
+        with server.http() as http:
+            location = http.post("/v2/residue/app/blobs/uploads/").headers["location"]
+            upload_id = location.rsplit("/", 1)[1]
+            fd = services.context.blobs.lock_upload(upload_id)  # a request is writing to it
+            try:
+                assert upload_id not in keeper.collect(grace_seconds=0).uploads
+            finally:
+                os.close(fd)
+            assert http.get(location).status_code == 204
+            assert upload_id in keeper.collect(grace_seconds=0).uploads
+            assert http.get(location).status_code == 404
+    finally:
+        services.close()
+
+
+def test_mount_of_a_collected_blob_starts_an_upload(quiet_server):
+    server = quiet_server
+    ecr = server.ecr()
+    for name in ["mount/source", "mount/target"]:
+        ecr.create_repository(repositoryName=name)
+    blob = os.urandom(500)
+    with server.http() as http:
+        assert http.post("/v2/mount/source/blobs/uploads/", params={"digest": digest_of(blob)},
+                         content=blob).status_code == 201
+        assert "removed: 1 blobs" in server.moorage("gc", env={"MOORAGE_GC_GRACE": "0"}).stdout
+        mounted = http.post("/v2/mount/target/blobs/uploads/",
+                            params={"mount": digest_of(blob), "from": "mount/source"})
+        assert mounted.status_code == 202

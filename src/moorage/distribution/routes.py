@@ -156,9 +156,10 @@ async def get_blob(call: Call) -> Response:
         headers["Content-Length"] = str(size)
         return Response(b"", 200, headers=headers, media_type="application/octet-stream")
     _ignore_invalid_range(call.request)
-    return FileResponse(
-        call.services.blobs.path(digest), headers=headers, media_type="application/octet-stream"
-    )
+    path = call.services.blobs.path(digest)
+    if not path.is_file():  # collected between the look-up and now
+        raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404)
+    return FileResponse(path, headers=headers, media_type="application/octet-stream")
 
 
 def _ignore_invalid_range(request: Request) -> None:
@@ -308,7 +309,9 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
                 400,
             )
     except BaseException as error:
-        await run_in_threadpool(append.__exit__, type(error), error, None)
+        # Synchronously (a truncate and a close): an await here could itself be cancelled and
+        # leave the upload locked.
+        append.__exit__(type(error), error, None)
         raise
     await run_in_threadpool(append.__exit__, None, None, None)
     return append.size_bytes

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import bindparam, delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from moorage import errors
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
-from moorage.storage.metadata.database import insert_ignoring_duplicates
 from moorage.storage.metadata.schema import (
     Blob,
     Image,
@@ -142,6 +141,10 @@ class BlobService:
         parse_digest(digest)
         with self.context.database.transaction() as session:
             target = self.context.repository(session, repository_name)
+            # Lock the blob first: a collector deleting it either finished (no row: an
+            # ordinary upload follows) or waits until the new link is committed.
+            if not lock_blob(session, digest, self.context.database.is_sqlite):
+                return False
             source_has_it = session.scalar(
                 select(
                     exists().where(
@@ -154,7 +157,9 @@ class BlobService:
             )
             if not source_has_it:
                 return False
-            link_blob(session, target.id, digest, self.context.clock.now())
+            now = self.context.clock.now()
+            session.execute(update(Blob).where(Blob.digest == digest).values(created_at=now))
+            link_blob(session, target.id, digest, now)
         return True
 
     def unlink(self, repository_name: str, digest: str) -> None:
@@ -195,30 +200,51 @@ class BlobService:
                 )
 
 
+def _upsert(executor: Session | Connection):  # type: ignore[no-untyped-def]
+    dialect = executor.get_bind().dialect.name if isinstance(executor, Session) else executor.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
 def link_blob(session: Session | Connection, repository_id: int, digest: str, now: float) -> bool:
-    """Link a published blob to a repository inside ``session``; already linked is fine.
+    """Link a published blob to a repository inside ``session``, or refresh the link's time
+    (a blob pushed or mounted again is young again for garbage collection).
+
+    Call with the blob row claimed or locked (:func:`claim_blob`, :meth:`BlobService.mount`).
 
     Returns:
         True when the link is new.
     """
-    return insert_ignoring_duplicates(
-        session, RepositoryBlob, {"repository_id": repository_id, "digest": digest, "created_at": now}
-    )
+    existed = session.execute(select(RepositoryBlob.digest).where(
+        RepositoryBlob.repository_id == repository_id, RepositoryBlob.digest == digest)).first()
+    statement = _upsert(session)(RepositoryBlob).values(
+        repository_id=repository_id, digest=digest, created_at=now)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[RepositoryBlob.repository_id, RepositoryBlob.digest],
+        set_={"created_at": statement.excluded.created_at}))
+    return existed is None
 
 
 def claim_blob(session: Session | Connection, digest: str, size_bytes: int, now: float) -> None:
-    """Insert the row of blob ``digest``, or lock the existing one, until ``session`` ends.
+    """Insert the row of blob ``digest``, or refresh and lock the existing one, until
+    ``session`` ends.
 
-    The lock orders a publication against a concurrent garbage collection of the same blob.
+    The row lock orders a publication against a concurrent garbage collection of the same blob
+    (which locks the row first, see :mod:`moorage.registry.housekeeping`); the refreshed time
+    keeps a blob pushed again from being collected as old.
     """
-    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-    if dialect == "sqlite":
-        # SQLite transactions of writers are serialised already (BEGIN IMMEDIATE).
-        insert_ignoring_duplicates(
-            session, Blob, {"digest": digest, "size_bytes": size_bytes, "created_at": now})
-        return
-    from sqlalchemy.dialects.postgresql import insert
-
-    statement = insert(Blob).values(digest=digest, size_bytes=size_bytes, created_at=now)
+    statement = _upsert(session)(Blob).values(digest=digest, size_bytes=size_bytes, created_at=now)
     session.execute(statement.on_conflict_do_update(
-        index_elements=[Blob.digest], set_={"size_bytes": statement.excluded.size_bytes}))
+        index_elements=[Blob.digest], set_={"created_at": statement.excluded.created_at}))
+
+
+def lock_blob(session: Session | Connection, digest: str, is_sqlite: bool) -> bool:
+    """Lock the row of blob ``digest`` until ``session`` ends (SQLite: the write transaction
+    holds the database lock already). Returns False when there is no such blob."""
+    query = select(Blob.digest).where(Blob.digest == digest)
+    if not is_sqlite:
+        query = query.with_for_update()
+    return session.execute(query).first() is not None

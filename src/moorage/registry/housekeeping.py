@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from moorage import metrics
 from moorage.registry.context import RegistryContext
 from moorage.storage.blobs import paths
+from moorage.storage.metadata.database import insert_ignoring_duplicates
 from moorage.storage.metadata.schema import (
     Blob,
     Image,
@@ -109,9 +110,8 @@ class Housekeeping:
                 + [("file", f) for f in orphans])
         for kind, item in progress(work):
             if kind == "upload":
-                if not dry_run:
-                    self._delete_upload(item)
-                summary.uploads.append(item)
+                if dry_run or self._delete_stale_upload(item, cutoff):
+                    summary.uploads.append(item)
             elif kind == "blob":
                 digest, size = item
                 if dry_run or self._delete_blob(digest, cutoff):
@@ -119,9 +119,8 @@ class Housekeeping:
                 else:
                     summary.skipped.append(digest)
             else:
-                if not dry_run:
-                    _unlink_if_older(item, time.time() - ORPHAN_FILE_MIN_AGE_SECONDS)
-                summary.orphan_files.append(item)
+                if dry_run or self._delete_orphan_file(item, time.time() - ORPHAN_FILE_MIN_AGE_SECONDS):
+                    summary.orphan_files.append(item)
         if not dry_run:
             metrics.BLOBS_COLLECTED.inc(len(summary.blobs))
             metrics.BYTES_COLLECTED.inc(summary.bytes)
@@ -171,29 +170,85 @@ class Housekeeping:
         return orphans
 
     def _delete_upload(self, upload_id: str) -> None:
-        with self.context.database.transaction() as session:
-            session.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+        with self.context.database.write_connection() as connection:
+            connection.execute(delete(UploadSession).where(UploadSession.id == upload_id))
         self.context.blobs.delete_upload(upload_id)
 
-    def _delete_blob(self, digest: str, cutoff: float) -> bool:
-        """Delete one blob unless something references or newly links it. True when deleted."""
+    def _delete_stale_upload(self, upload_id: str, cutoff: float) -> bool:
+        """Delete an upload session idle since before ``cutoff``, unless a request is writing
+        to it or it was used meanwhile. True when deleted."""
         try:
-            with self.context.database.transaction() as session:
-                fresh = session.scalar(select(func.count()).select_from(RepositoryBlob).where(
-                    RepositoryBlob.digest == digest, RepositoryBlob.created_at >= cutoff))
-                if fresh:
+            fd = self.context.blobs.lock_upload(upload_id)
+        except BlockingIOError:
+            return False  # a request holds it: not abandoned
+        except FileNotFoundError:
+            fd = None
+        try:
+            with self.context.database.write_connection() as connection:
+                deleted = connection.execute(delete(UploadSession).where(
+                    UploadSession.id == upload_id, UploadSession.updated_at < cutoff)).rowcount
+            if deleted:
+                self.context.blobs.delete_upload(upload_id)
+            return bool(deleted)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _delete_blob(self, digest: str, cutoff: float) -> bool:
+        """Delete one blob unless it is young, freshly linked or referenced. True when deleted.
+
+        The blob row is locked first, so a publisher or mounter of the same blob is ordered
+        with us by the database: it either committed before (and we see its fresh link or
+        time and keep the blob) or waits until we are done (and publishes afresh). The file
+        goes while the lock is held.
+        """
+        is_sqlite = self.context.database.is_sqlite
+        try:
+            with self.context.database.write_connection() as connection:
+                query = select(Blob.created_at).where(Blob.digest == digest)
+                row = connection.execute(query if is_sqlite else query.with_for_update()).first()
+                if row is None or row.created_at >= cutoff:
                     return False
-                session.execute(delete(RepositoryBlob).where(RepositoryBlob.digest == digest))
-                result = session.execute(delete(Blob).where(Blob.digest == digest))
-                if result.rowcount == 0:
+                fresh = connection.execute(select(func.count()).select_from(RepositoryBlob).where(
+                    RepositoryBlob.digest == digest, RepositoryBlob.created_at >= cutoff)).scalar()
+                referenced = connection.execute(select(func.count()).select_from(ImageReference).where(
+                    ImageReference.blob_digest == digest)).scalar()
+                if fresh or referenced:
                     return False
-                # Still inside the transaction that holds the row: a publisher of the same blob
-                # waits for us and then publishes afresh.
+                connection.execute(delete(RepositoryBlob).where(RepositoryBlob.digest == digest))
+                connection.execute(delete(Blob).where(Blob.digest == digest))
                 self.context.blobs.delete_blob(digest)
-        except IntegrityError:
+        except IntegrityError:  # referenced after all (the foreign key said so)
             log.info("gc.blob_now_referenced", digest=digest)
             return False
         log.info("gc.blob_deleted", digest=digest)
+        return True
+
+    def _delete_orphan_file(self, path: str, cutoff: float) -> bool:
+        """Remove a file no row names (crash residue), older than ``cutoff`` (real time).
+
+        For a blob file, a placeholder row is inserted first: a publisher of the same blob then
+        waits for us (or we find its row and keep the file).
+        """
+        try:
+            if os.stat(path).st_ctime >= cutoff:
+                return False
+        except FileNotFoundError:
+            return False
+        name = os.path.basename(path)
+        if os.path.dirname(path) == str(paths.uploads_dir(self.context.blobs.root)):
+            with self.context.database.read() as session:
+                if session.get(UploadSession, name) is not None:
+                    return False
+            _unlink(path)
+            return True
+        digest = "sha256:" + name
+        with self.context.database.write_connection() as connection:
+            if not insert_ignoring_duplicates(connection, Blob, {
+                    "digest": digest, "size_bytes": 0, "created_at": self.context.clock.now()}):
+                return False  # a row names it now
+            _unlink(path)
+            connection.execute(delete(Blob).where(Blob.digest == digest))
         return True
 
     # -- fsck -------------------------------------------------------------------------------
@@ -225,11 +280,7 @@ class Housekeeping:
             if problem is None:
                 continue
             report.problems.append(problem)
-            if repair and digest not in referenced:
-                with self.context.database.transaction() as session:
-                    session.execute(delete(RepositoryBlob).where(RepositoryBlob.digest == digest))
-                    session.execute(delete(Blob).where(Blob.digest == digest))
-                self.context.blobs.delete_blob(digest)
+            if repair and digest not in referenced and self._delete_blob(digest, float("inf")):
                 report.repaired.append(problem)
         image_repository = {image_id: repository_id for image_id, repository_id, _, _ in images}
         digests_by_repository = {(repository_id, digest) for _, repository_id, digest, _ in images}
@@ -261,8 +312,7 @@ class Housekeeping:
         for path in self._orphan_files(time.time() - ORPHAN_FILE_MIN_AGE_SECONDS):
             problem = f"file {path}: no row names it"
             report.problems.append(problem)
-            if repair:
-                os.unlink(path)
+            if repair and self._delete_orphan_file(path, time.time() - ORPHAN_FILE_MIN_AGE_SECONDS):
                 report.repaired.append(problem)
         return report
 
@@ -281,9 +331,8 @@ class Housekeeping:
         return None
 
 
-def _unlink_if_older(path: str, cutoff: float) -> None:
+def _unlink(path: str) -> None:
     try:
-        if os.stat(path).st_ctime < cutoff:
-            os.unlink(path)
+        os.unlink(path)
     except FileNotFoundError:
         pass

@@ -126,9 +126,12 @@ class ImageService:
                     )
                 return PutResult(manifest, created)
             except IntegrityError:
-                # A concurrent writer inserted the same digest or tag first: look again.
+                # A concurrent writer inserted the same digest or tag first, or a collector
+                # removed a blob we reference: look again (the retry sees what changed).
                 if attempt == 2:
-                    raise
+                    raise errors.Conflict(
+                        "the repository changed concurrently three times; retry the request"
+                    ) from None
         raise AssertionError("unreachable")
 
     def _put(

@@ -61,6 +61,8 @@ class ImageListing:
         Raises:
             RepositoryNotFound.
         """
+        # Lexical (byte) order on every database, whatever PostgreSQL's collation is.
+        name = Tag.name if self.context.database.is_sqlite else Tag.name.collate("C")
         query = (
             select(Repository.id, Tag.name)
             .select_from(Repository)
@@ -69,8 +71,8 @@ class ImageListing:
                    Repository.name == repository_name)
         )
         if after is not None:
-            query = query.where((Tag.name > after) | (Tag.name.is_(None)))
-        query = query.order_by(Tag.name)
+            query = query.where((name > after) | (Tag.name.is_(None)))
+        query = query.order_by(name)
         if limit is not None:
             query = query.limit(limit + 1)
         with self.context.database.read_connection() as connection:

@@ -25,6 +25,8 @@ from moorage.registry.context import RegistryContext
 from moorage.storage.metadata.schema import Repository, UploadSession
 
 _UUID_LENGTH = 36
+_MAX_RUNNING_HASHES = 10_000
+LOCK_WAIT_SECONDS = 1.0  # outlasts a collector's check of the upload, not a concurrent request
 MIN_PART_BYTES = 5 * 1024 * 1024
 PREFERRED_PART_BYTES = 10 * 1024 * 1024
 
@@ -96,6 +98,8 @@ class Append:
                 if self.record_progress:
                     self._service._finish_append(self)
                 if self._hasher is not None:
+                    if len(self._service._hashes) > _MAX_RUNNING_HASHES:
+                        self._service._hashes.clear()  # abandoned or finished elsewhere
                     self._service._hashes[self.upload_id] = _RunningHash(
                         self._hasher, self.size_bytes
                     )
@@ -302,7 +306,7 @@ class UploadService:
         """The upload's data file descriptor, exclusively locked (see
         :meth:`FilesystemBlobStore.lock_upload`)."""
         try:
-            return self.context.blobs.lock_upload(upload_id)
+            return self.context.blobs.lock_upload(upload_id, wait_seconds=LOCK_WAIT_SECONDS)
         except FileNotFoundError:
             raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
         except BlockingIOError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from moorage.storage.blobs import paths
@@ -71,7 +72,7 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def lock_upload(self, upload_id: str) -> int:
+    def lock_upload(self, upload_id: str, wait_seconds: float = 0.0) -> int:
         """An appending file descriptor on the upload's data, holding its exclusive lock; the
         caller closes it (which releases the lock).
 
@@ -79,14 +80,26 @@ class FilesystemBlobStore:
         path still names the locked file, so no write can land in a file that was published
         (renamed) or discarded meanwhile.
 
+        Args:
+            wait_seconds: how long to retry while another holder has the lock (a collector's
+                check takes milliseconds; a concurrent request holds it for its whole body).
+
         Raises:
             FileNotFoundError: no such upload (or it ended while we waited).
-            BlockingIOError: another request holds the lock.
+            BlockingIOError: another holder kept the lock for longer than ``wait_seconds``.
         """
         path = paths.upload_path(self.root, upload_id)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        deadline = time.monotonic() + wait_seconds
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.005)
             if os.stat(path).st_ino != os.fstat(fd).st_ino:
                 raise FileNotFoundError(path)
         except BaseException:
