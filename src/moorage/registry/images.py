@@ -426,8 +426,7 @@ class ImageService:
             )
         tags = sorted(session.scalars(select(Tag.name).where(Tag.image_id == image.id)))
         removed: list[tuple[str, str | None]] = [(image.digest, t) for t in tags] or [(image.digest, None)]
-        session.execute(delete(Tag).where(Tag.image_id == image.id))
-        session.execute(delete(ImageReference).where(ImageReference.image_id == image.id))
+        # Its tags and references go with it (ON DELETE CASCADE).
         session.execute(delete(Image).where(Image.id == image.id))
         referrers = session.scalars(
             select(Image).where(

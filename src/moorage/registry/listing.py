@@ -124,21 +124,23 @@ class ImageListing:
         Raises:
             RepositoryNotFound.
         """
+        name = Tag.name if self.context.database.is_sqlite else Tag.name.collate("C")
         with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
+            repository_id = self.context.repository_id(session.connection(), repository_name)
             rows: list[tuple[str, str | None]] = []
             if tag_status in ("TAGGED", "ANY"):
                 query = (
                     select(Image.digest, Tag.name)
                     .join(Tag, Tag.image_id == Image.id)
-                    .where(Image.repository_id == repository.id)
+                    .where(Image.repository_id == repository_id)
                 )
                 if after is not None:
-                    query = query.where(tuple_(Image.digest, Tag.name) > tuple_(*after))
-                rows += list(session.execute(query.order_by(Image.digest, Tag.name).limit(limit + 1)))
+                    query = query.where(tuple_(Image.digest, name) > tuple_(*after))
+                rows += [tuple(row) for row in session.execute(
+                    query.order_by(Image.digest, name).limit(limit + 1))]
             if tag_status in ("UNTAGGED", "ANY"):
                 query = select(Image.digest).where(
-                    Image.repository_id == repository.id, ~_has_tags()
+                    Image.repository_id == repository_id, ~_has_tags()
                 )
                 if after is not None:
                     # An untagged image's key is (digest, ""), which sorts before any tag.
@@ -163,15 +165,15 @@ class ImageListing:
             RepositoryNotFound.
         """
         with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            query = select(Image).where(Image.repository_id == repository.id)
+            repository_id = self.context.repository_id(session.connection(), repository_name)
+            query = select(*_DETAIL_COLUMNS).where(Image.repository_id == repository_id)
             if tag_status == "TAGGED":
                 query = query.where(_has_tags())
             elif tag_status == "UNTAGGED":
                 query = query.where(~_has_tags())
             if after is not None:
                 query = query.where(tuple_(Image.pushed_at, Image.digest) > tuple_(*after))
-            images = list(session.scalars(
+            images = list(session.execute(
                 query.order_by(Image.pushed_at, Image.digest).limit(limit + 1)))
             more = len(images) > limit
             images = images[:limit]
@@ -199,7 +201,12 @@ def _has_tags():  # type: ignore[no-untyped-def]
     return exists().where(Tag.image_id == Image.id)
 
 
-def _details(session: Session, images: list[Image]) -> list[ImageDetail]:
+# What DescribeImages needs of an image (not its manifest bytes).
+_DETAIL_COLUMNS = (Image.id, Image.digest, Image.image_size_bytes, Image.pushed_at,
+                   Image.last_pulled_at, Image.media_type, Image.artifact_type, Image.subject_digest)
+
+
+def _details(session: Session, images: list) -> list[ImageDetail]:  # type: ignore[type-arg]
     tags: dict[int, list[str]] = defaultdict(list)
     if images:
         for image_id, name in session.execute(
