@@ -7,6 +7,7 @@ documents.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moorage.auth.policy import parse_policy
@@ -22,17 +23,26 @@ def _identity(context: OperationContext, repository: Repository) -> dict[str, An
     return {"registryId": context.registry_id, "repositoryName": repository.name}
 
 
+def _store(context: OperationContext, params: dict[str, Any], member: str, field_name: str,
+           validate: Callable[[str], object]) -> dict[str, Any]:
+    """Validate the policy text in ``params[member]`` (the repository must exist first, as ECR
+    answers RepositoryNotFoundException before a validation failure), store it verbatim in
+    ``field_name`` and echo it."""
+    check_registry_id(context, params)
+    text = params[member]
+    context.services.repositories.get(params["repositoryName"])
+    validate(text)
+    repository = context.services.repositories.set_policy(params["repositoryName"], field_name, text)
+    return {**_identity(context, repository), member: text}
+
+
 def set_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     """SetRepositoryPolicy: validate the IAM resource policy, store it verbatim, echo it.
 
     ``force`` is accepted; Moorage does not refuse policies that would lock the caller out.
     """
-    check_registry_id(context, params)
-    text = params["policyText"]
-    context.services.repositories.get(params["repositoryName"])
-    parse_policy(text, kind="repository")
-    repository = context.services.repositories.set_policy(params["repositoryName"], "repository_policy", text)
-    return {**_identity(context, repository), "policyText": text}
+    return _store(context, params, "policyText", "repository_policy",
+                  lambda text: parse_policy(text, kind="repository"))
 
 
 def get_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -53,12 +63,7 @@ def delete_repository_policy(context: OperationContext, params: dict[str, Any]) 
 
 def put_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     """PutLifecyclePolicy: validate with ECR's messages, store verbatim, echo it."""
-    check_registry_id(context, params)
-    text = params["lifecyclePolicyText"]
-    context.services.repositories.get(params["repositoryName"])
-    parse_lifecycle_policy(text)
-    repository = context.services.repositories.set_policy(params["repositoryName"], "lifecycle_policy", text)
-    return {**_identity(context, repository), "lifecyclePolicyText": text}
+    return _store(context, params, "lifecyclePolicyText", "lifecycle_policy", parse_lifecycle_policy)
 
 
 def get_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
