@@ -194,7 +194,8 @@ class Housekeeping:
             if fd is not None:
                 os.close(fd)
 
-    def _delete_blob(self, digest: str, cutoff: float) -> bool:
+    def _delete_blob(self, digest: str, cutoff: float,
+                     still: Callable[[], bool] = lambda: True) -> bool:
         """Delete one blob unless it is young, freshly linked or referenced. True when deleted.
 
         The blob row is locked first, so a publisher or mounter of the same blob is ordered
@@ -213,7 +214,7 @@ class Housekeeping:
                     RepositoryBlob.digest == digest, RepositoryBlob.created_at >= cutoff)).scalar()
                 referenced = connection.execute(select(func.count()).select_from(ImageReference).where(
                     ImageReference.blob_digest == digest)).scalar()
-                if fresh or referenced:
+                if fresh or referenced or not still():
                     return False
                 connection.execute(delete(RepositoryBlob).where(RepositoryBlob.digest == digest))
                 connection.execute(delete(Blob).where(Blob.digest == digest))
@@ -277,10 +278,14 @@ class Housekeeping:
         for digest, size in progress(blobs):
             report.checked_blobs += 1
             problem = self._check_blob(digest, int(size))
+            if problem is not None:
+                # A live server may have collected or re-published it since the snapshot.
+                problem = self._check_blob(digest, int(size)) if self._blob_row(digest) else None
             if problem is None:
                 continue
             report.problems.append(problem)
-            if repair and digest not in referenced and self._delete_blob(digest, float("inf")):
+            if repair and digest not in referenced and self._delete_blob(
+                    digest, float("inf"), still=lambda: self._check_blob(digest, int(size)) is not None):
                 report.repaired.append(problem)
         image_repository = {image_id: repository_id for image_id, repository_id, _, _ in images}
         digests_by_repository = {(repository_id, digest) for _, repository_id, digest, _ in images}
@@ -303,7 +308,7 @@ class Housekeeping:
                     links.add((repository_id, digest))
                     report.repaired.append(problem)
         for upload_id in sessions:
-            if self.context.blobs.upload_size(upload_id) is None:
+            if self.context.blobs.upload_size(upload_id) is None and self._session_row(upload_id):
                 problem = f"upload {upload_id}: session without data"
                 report.problems.append(problem)
                 if repair:
@@ -315,6 +320,14 @@ class Housekeeping:
             if repair and self._delete_orphan_file(path, time.time() - ORPHAN_FILE_MIN_AGE_SECONDS):
                 report.repaired.append(problem)
         return report
+
+    def _blob_row(self, digest: str) -> bool:
+        with self.context.database.read() as session:
+            return session.get(Blob, digest) is not None
+
+    def _session_row(self, upload_id: str) -> bool:
+        with self.context.database.read() as session:
+            return session.get(UploadSession, upload_id) is not None
 
     def _check_blob(self, digest: str, size: int) -> str | None:
         actual = self.context.blobs.blob_size(digest)

@@ -215,7 +215,9 @@ class UploadService:
         """
         row = self._session(repository_name, upload_id)
         upload_id = row.id
-        size = self.context.blobs.upload_size(upload_id) or 0
+        size = self.context.blobs.upload_size(upload_id)
+        if size is None:  # collected as abandoned meanwhile
+            raise errors.UploadNotFound(f"upload {upload_id} is unknown")
         if size == 0:
             self._end(upload_id)
             raise errors.EmptyUpload(f"The upload with id '{upload_id}' contains no layer parts")
