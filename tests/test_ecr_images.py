@@ -357,3 +357,9 @@ def test_uppercase_upload_id_for_layer_parts(ecr, repository):
     ecr.upload_layer_part(repositoryName=repository, uploadId=upload, partFirstByte=0, partLastByte=2, layerPartBlob=b"abc")
     done = ecr.complete_layer_upload(repositoryName=repository, uploadId=upload, layerDigests=[digest_of(b"abc")])
     assert done["layerDigest"] == digest_of(b"abc")
+
+
+@pytest.mark.parametrize("manifest", ["1", "[]", '"text"', "null", "{not json", "[" * 5000 + "]" * 5000])
+def test_put_image_odd_json_without_media_type(ecr, repository, manifest):
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag="odd")

@@ -298,3 +298,15 @@ def test_busy_port_is_refused(tmp_path, fresh_database_url):
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
     finally:
         stop_server(server)
+
+
+def test_health_and_metrics(server, http, ecr):
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/readyz").json() == {"status": "ok"}
+    http.get("/v2/")
+    ecr.describe_repositories()
+    text = ""
+    for _ in range(10):  # two worker processes: each keeps its own counters
+        text += httpx.get(server.url + "/metrics").text
+    assert 'moorage_requests_total{status="2xx",surface="oci"}' in text
+    assert 'moorage_requests_total{status="2xx",surface="ecr"}' in text

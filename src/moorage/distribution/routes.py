@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
-from moorage import errors
+from moorage import errors, metrics
 from moorage.distribution.auth import authenticate
 from moorage.distribution.errors import API_VERSION_HEADER, OciError, error_response, from_domain
 from moorage.images.digests import parse_digest
@@ -117,7 +117,7 @@ async def put_manifest(call: Call) -> Response:
     reference = call.values["reference"]
     content = await _read_limited(call.request, MAX_MANIFEST_BYTES)
     by_digest = ":" in reference
-    result = await run_in_threadpool(
+    manifest = await run_in_threadpool(
         call.services.images.put,
         call.name,
         content,
@@ -125,7 +125,6 @@ async def put_manifest(call: Call) -> Response:
         tag=None if by_digest else reference,
         expected_digest=reference if by_digest else None,
     )
-    manifest = result.manifest
     headers = {
         "Location": f"/v2/{call.name}/manifests/{manifest.digest}",
         "Docker-Content-Digest": manifest.digest,
@@ -421,6 +420,7 @@ class DistributionApp:
             log.info("distribution.refused", method=request.method, path=request.url.path,
                      status=response.status_code)
         response.headers.update(API_VERSION_HEADER)
+        metrics.REQUESTS.labels("oci", f"{response.status_code // 100}xx").inc()
         return response
 
     def _route(self, request: Request) -> tuple[Handler, dict[str, str]]:

@@ -23,6 +23,7 @@ from moorage.ecr.exceptions import EcrError, from_domain
 from moorage.ecr.model import TARGET_PREFIX, operation_model
 from moorage.ecr.operations import OPERATIONS, OperationContext
 from moorage.ecr.validation import validate_input
+from moorage import metrics
 from moorage.errors import MoorageError
 from moorage.services import Services
 
@@ -47,6 +48,7 @@ class EcrEndpoint:
             body = await _read_body(request)
             result = await run_in_threadpool(self._handle, request, operation_name, body)
             payload = json.dumps(_drop_none(result), separators=(",", ":"))
+            metrics.REQUESTS.labels("ecr", "2xx").inc()
             return Response(payload, 200, headers=_headers(request_id), media_type=CONTENT_TYPE)
         except EcrError as error:
             return self._error(error, request_id, operation_name)
@@ -109,6 +111,7 @@ class EcrEndpoint:
         status = 501 if error.code == "NotImplementedException" else error.status
         headers = _headers(request_id)
         headers["x-amzn-ErrorType"] = error.code
+        metrics.REQUESTS.labels("ecr", f"{status // 100}xx").inc()
         return Response(json.dumps(error.body()), status, headers=headers, media_type=CONTENT_TYPE)
 
 

@@ -14,8 +14,6 @@ from moorage.errors import InvalidDigest
 _GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 
-EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
 
 def parse_digest(value: str) -> str:
     """Validate ``value`` as a sha256 digest and return it.

@@ -50,8 +50,3 @@ def parse_tag(tag: str) -> str:
 def repository_arn(region: str, registry_id: str, repository_name: str) -> str:
     """``arn:aws:ecr:<region>:<registryId>:repository/<name>``."""
     return f"arn:aws:ecr:{region}:{registry_id}:repository/{repository_name}"
-
-
-def default_registry_host(registry_id: str, region: str) -> str:
-    """ECR's data-plane host name: ``<registryId>.dkr.ecr.<region>.amazonaws.com``."""
-    return f"{registry_id}.dkr.ecr.{region}.amazonaws.com"

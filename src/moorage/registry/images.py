@@ -53,13 +53,6 @@ class StoredManifest:
     last_pulled_at: float | None = None
 
 
-@dataclass(frozen=True)
-class PutResult:
-    """The outcome of storing a manifest."""
-
-    manifest: Manifest
-    created: bool  # False when the repository already held this digest
-
 
 class ImageService:
     """Store, fetch, tag, list and delete images."""
@@ -78,7 +71,7 @@ class ImageService:
         tag: str | None = None,
         expected_digest: str | None = None,
         reject_existing: bool = False,
-    ) -> PutResult:
+    ) -> Manifest:
         """Store manifest ``content`` in the repository, optionally under ``tag``.
 
         Args:
@@ -121,10 +114,8 @@ class ImageService:
         for attempt in range(3):
             try:
                 with self.context.database.transaction() as session:
-                    created = self._put(
-                        session, repository_name, manifest, content, tag, reject_existing
-                    )
-                return PutResult(manifest, created)
+                    self._put(session, repository_name, manifest, content, tag, reject_existing)
+                return manifest
             except IntegrityError:
                 # A concurrent writer inserted the same digest or tag first, or a collector
                 # removed a blob we reference: look again (the retry sees what changed).
@@ -137,14 +128,13 @@ class ImageService:
     def _put(
         self, session: Session, repository_name: str, manifest: Manifest, content: bytes,
         tag: str | None, reject_existing: bool,
-    ) -> bool:
+    ) -> None:
         repository = self.context.repository(session, repository_name, for_update=True)
         image = session.scalars(
             select(Image).where(
                 Image.repository_id == repository.id, Image.digest == manifest.digest
             )
         ).one_or_none()
-        created = image is None
         if image is not None and reject_existing:
             current = session.get(Tag, (repository.id, tag)) if tag is not None else None
             if tag is None or (current is not None and current.image_id == image.id):
@@ -190,7 +180,6 @@ class ImageService:
             session.flush()
         if tag is not None:
             self._point_tag(session, repository, tag, image)
-        return created
 
     def _check_references(self, session: Session, repository: Repository, manifest: Manifest) -> int:
         """Check every referenced blob and child manifest is in the repository.

@@ -12,7 +12,6 @@ from moorage.images.references import parse_repository_name
 from moorage.registry.context import RegistryContext
 from moorage.storage.metadata.schema import Image, Repository, ResourceTag, UploadSession
 
-MUTABILITY_VALUES = ("MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION")
 MAX_RESOURCE_TAGS = 50
 
 
@@ -256,14 +255,6 @@ class RepositoryService:
                 repository.lifecycle_evaluated_at = None
             return repository
 
-    def count(self) -> int:
-        """Number of repositories in the registry."""
-        with self.context.database.read() as session:
-            return session.scalar(
-                select(func.count()).select_from(Repository).where(
-                    Repository.registry_id == self.context.registry_id
-                )
-            ) or 0
 
 
 def _check_settings(settings: RepositorySettings) -> None:

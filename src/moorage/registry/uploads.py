@@ -348,8 +348,3 @@ class UploadService:
         with self.context.database.write_connection() as connection:
             connection.execute(delete(UploadSession).where(UploadSession.id == upload_id))
         self.context.blobs.delete_upload(upload_id)
-
-    def upload_ids(self) -> list[str]:
-        """Every open session's id (for housekeeping)."""
-        with self.context.database.read() as session:
-            return list(session.scalars(select(UploadSession.id)))

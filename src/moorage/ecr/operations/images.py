@@ -8,8 +8,7 @@ from typing import Any
 from moorage import errors
 from moorage.ecr.exceptions import EcrError, invalid_parameter
 from moorage.ecr.operations.context import OperationContext
-from moorage.ecr.operations.shared import check_registry_id
-from moorage.images.manifests import parse_manifest
+from moorage.ecr.operations.shared import check_registry_id, identity
 from moorage.registry.images import ImageId
 from moorage.registry.listing import ImageDetail
 
@@ -36,10 +35,6 @@ def _image_id(member: dict[str, Any]) -> ImageId:
     return ImageId(digest=member.get("imageDigest"), tag=member.get("imageTag"))
 
 
-def _identity(context: OperationContext, repository_name: str) -> dict[str, Any]:
-    return {"registryId": context.registry_id, "repositoryName": repository_name}
-
-
 def put_image(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     """PutImage: the same write path as a ``/v2/`` manifest PUT, with ECR's rules on top:
     ImageAlreadyExistsException, ImageDigestDoesNotMatchException, LayersNotFoundException,
@@ -49,20 +44,13 @@ def put_image(context: OperationContext, params: dict[str, Any]) -> dict[str, An
     content = params["imageManifest"].encode("utf-8")
     media_type = params.get("imageManifestMediaType")
     tag = params.get("imageTag")
-    if media_type is None:
-        try:
-            declared = parse_manifest(content, None)
-        except errors.InvalidManifest as error:
-            raise invalid_parameter(
-                f"Invalid parameter at 'ImageManifest' failed to satisfy constraint: '{error.message}'"
-            ) from None
-        if not _declares_media_type(content):
-            raise invalid_parameter(
-                "Invalid parameter at 'imageManifestMediaType': the manifest has no mediaType; "
-                f"specify imageManifestMediaType (detected {declared.media_type})"
-            )
+    if media_type is None and _lacks_media_type(content):
+        raise invalid_parameter(
+            "Invalid parameter at 'imageManifestMediaType': the manifest has no mediaType; "
+            "specify imageManifestMediaType"
+        )
     try:
-        result = context.services.images.put(
+        manifest = context.services.images.put(
             name, content, media_type, tag=tag, expected_digest=params.get("imageDigest"),
             reject_existing=True,
         )
@@ -78,21 +66,24 @@ def put_image(context: OperationContext, params: dict[str, Any]) -> dict[str, An
         raise invalid_parameter(
             f"Invalid parameter at 'ImageManifest' failed to satisfy constraint: '{error.message}'"
         ) from None
-    image_id = {"imageDigest": result.manifest.digest}
+    image_id = {"imageDigest": manifest.digest}
     if tag is not None:
         image_id["imageTag"] = tag
     return {"image": {
-        **_identity(context, name), "imageId": image_id,
+        **identity(context, name), "imageId": image_id,
         "imageManifest": params["imageManifest"],
-        "imageManifestMediaType": result.manifest.media_type,
+        "imageManifestMediaType": manifest.media_type,
     }}
 
 
-def _declares_media_type(content: bytes) -> bool:
+def _lacks_media_type(content: bytes) -> bool:
+    """True for a JSON object without ``mediaType`` (anything else is for the manifest parser
+    to judge)."""
     try:
-        return "mediaType" in json.loads(content)
-    except ValueError:
+        document = json.loads(content)
+    except (ValueError, RecursionError):
         return False
+    return isinstance(document, dict) and "mediaType" not in document
 
 
 def batch_get_image(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +107,7 @@ def batch_get_image(context: OperationContext, params: dict[str, Any]) -> dict[s
         image_id = {"imageDigest": result.digest}
         if member.get("imageTag") is not None:
             image_id["imageTag"] = member["imageTag"]
-        images.append({**_identity(context, name), "imageId": image_id,
+        images.append({**identity(context, name), "imageId": image_id,
                        "imageManifest": result.content.decode("utf-8"),
                        "imageManifestMediaType": result.media_type})
     return {"images": images, "failures": failures}
@@ -164,7 +155,7 @@ def list_images(context: OperationContext, params: dict[str, Any]) -> dict[str, 
 
 def _detail_shape(context: OperationContext, name: str, detail: ImageDetail) -> dict[str, Any]:
     shape: dict[str, Any] = {
-        **_identity(context, name),
+        **identity(context, name),
         "imageDigest": detail.digest,
         "imageSizeInBytes": detail.size_bytes,
         "imagePushedAt": detail.pushed_at,

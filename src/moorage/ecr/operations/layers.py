@@ -8,12 +8,8 @@ from typing import Any
 from moorage import errors
 from moorage.ecr.exceptions import EcrError, invalid_parameter
 from moorage.ecr.operations.context import OperationContext
-from moorage.ecr.operations.shared import check_registry_id
+from moorage.ecr.operations.shared import check_registry_id, identity
 from moorage.registry.uploads import PREFERRED_PART_BYTES
-
-
-def _identity(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"registryId": context.registry_id, "repositoryName": params["repositoryName"]}
 
 
 def initiate_layer_upload(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -32,9 +28,9 @@ def upload_layer_part(context: OperationContext, params: dict[str, Any]) -> dict
             params["repositoryName"], params["uploadId"], params["partFirstByte"],
             params["partLastByte"], params["layerPartBlob"])
     except errors.UploadOffsetMismatch as error:
-        raise EcrError("InvalidLayerPartException", error.message, **_identity(context, params),
+        raise EcrError("InvalidLayerPartException", error.message, **identity(context, params["repositoryName"]),
                        uploadId=params["uploadId"], lastValidByteReceived=error.size_bytes - 1) from None
-    return {**_identity(context, params), "uploadId": params["uploadId"], "lastByteReceived": last}
+    return {**identity(context, params["repositoryName"]), "uploadId": params["uploadId"], "lastByteReceived": last}
 
 
 def complete_layer_upload(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +51,7 @@ def complete_layer_upload(context: OperationContext, params: dict[str, Any]) -> 
         raise EcrError("LayerPartTooSmallException", error.message) from None
     except errors.LayerAlreadyExists as error:
         raise EcrError("LayerAlreadyExistsException", error.message) from None
-    return {**_identity(context, params), "uploadId": params["uploadId"], "layerDigest": digest}
+    return {**identity(context, params["repositoryName"]), "uploadId": params["uploadId"], "layerDigest": digest}
 
 
 def batch_check_layer_availability(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:

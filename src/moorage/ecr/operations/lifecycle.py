@@ -10,7 +10,7 @@ from typing import Any
 
 from moorage.ecr.exceptions import invalid_parameter
 from moorage.ecr.operations.context import OperationContext
-from moorage.ecr.operations.shared import check_registry_id
+from moorage.ecr.operations.shared import check_registry_id, identity
 from moorage.lifecycle.executor import (
     COMPLETE,
     LifecycleExecutor,
@@ -18,10 +18,6 @@ from moorage.lifecycle.executor import (
 from moorage.registry.images import ImageId
 
 DEFAULT_PAGE_SIZE = 100
-
-
-def _identity(context: OperationContext, repository_name: str) -> dict[str, Any]:
-    return {"registryId": context.registry_id, "repositoryName": repository_name}
 
 
 def start_lifecycle_policy_preview(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +34,7 @@ def start_lifecycle_policy_preview(context: OperationContext, params: dict[str, 
     check_registry_id(context, params)
     started = LifecycleExecutor(context.services).start_preview(
         params["repositoryName"], params.get("lifecyclePolicyText"))
-    return {**_identity(context, started.repository), "lifecyclePolicyText": started.policy_text,
+    return {**identity(context, started.repository), "lifecyclePolicyText": started.policy_text,
             "status": started.status}
 
 
@@ -68,7 +64,7 @@ def get_lifecycle_policy_preview(context: OperationContext, params: dict[str, An
         name, tag_status=tag_status,
         image_ids=None if image_ids is None else [
             ImageId(digest=m.get("imageDigest"), tag=m.get("imageTag")) for m in image_ids])
-    result: dict[str, Any] = {**_identity(context, view.repository),
+    result: dict[str, Any] = {**identity(context, view.repository),
                               "lifecyclePolicyText": view.policy_text, "status": view.status}
     if view.status != COMPLETE or view.results is None:
         return result

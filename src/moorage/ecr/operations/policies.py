@@ -14,13 +14,8 @@ from moorage.auth.policy import parse_policy
 from moorage.errors import RepositoryPolicyNotFound
 from moorage.lifecycle.exceptions import LifecyclePolicyNotFound
 from moorage.ecr.operations.context import OperationContext
-from moorage.ecr.operations.shared import check_registry_id
+from moorage.ecr.operations.shared import check_registry_id, identity
 from moorage.lifecycle.rules import parse_lifecycle_policy
-from moorage.storage.metadata.schema import Repository
-
-
-def _identity(context: OperationContext, repository: Repository) -> dict[str, Any]:
-    return {"registryId": context.registry_id, "repositoryName": repository.name}
 
 
 def _store(context: OperationContext, params: dict[str, Any], member: str, field_name: str,
@@ -33,7 +28,7 @@ def _store(context: OperationContext, params: dict[str, Any], member: str, field
     context.services.repositories.get(params["repositoryName"])
     validate(text)
     repository = context.services.repositories.set_policy(params["repositoryName"], field_name, text)
-    return {**_identity(context, repository), member: text}
+    return {**identity(context, repository.name), member: text}
 
 
 def set_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +46,7 @@ def get_repository_policy(context: OperationContext, params: dict[str, Any]) -> 
     repository = context.services.repositories.get(params["repositoryName"])
     if repository.repository_policy is None:
         raise RepositoryPolicyNotFound(repository.name, context.registry_id)
-    return {**_identity(context, repository), "policyText": repository.repository_policy}
+    return {**identity(context, repository.name), "policyText": repository.repository_policy}
 
 
 def delete_repository_policy(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +67,7 @@ def get_lifecycle_policy(context: OperationContext, params: dict[str, Any]) -> d
     repository = context.services.repositories.get(params["repositoryName"])
     if repository.lifecycle_policy is None:
         raise LifecyclePolicyNotFound(repository.name, context.registry_id)
-    return {**_identity(context, repository), "lifecyclePolicyText": repository.lifecycle_policy,
+    return {**identity(context, repository.name), "lifecyclePolicyText": repository.lifecycle_policy,
             "lastEvaluatedAt": repository.lifecycle_evaluated_at}
 
 

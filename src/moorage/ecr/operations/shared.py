@@ -14,3 +14,8 @@ def check_registry_id(context: OperationContext, params: dict[str, Any]) -> None
     registry_id = params.get("registryId")
     if registry_id is not None and registry_id != context.registry_id:
         raise RepositoryNotFound(params.get("repositoryName", ""), registry_id)
+
+
+def identity(context: OperationContext, repository_name: str) -> dict[str, Any]:
+    """``{registryId, repositoryName}``, the members most outputs start with."""
+    return {"registryId": context.registry_id, "repositoryName": repository_name}

@@ -40,14 +40,6 @@ class FilesystemBlobStore:
         """Filesystem path of a published blob (for zero-copy responses)."""
         return paths.blob_path(self.root, digest)
 
-    def read_blob(self, digest: str) -> bytes:
-        """The whole blob; for small blobs only (configs, manifests).
-
-        Raises:
-            FileNotFoundError: the blob is absent.
-        """
-        return paths.blob_path(self.root, digest).read_bytes()
-
     def delete_blob(self, digest: str) -> None:
         """Remove a published blob; absent is fine."""
         paths.blob_path(self.root, digest).unlink(missing_ok=True)
@@ -106,10 +98,6 @@ class FilesystemBlobStore:
             os.close(fd)
             raise
         return fd
-
-    def truncate_upload(self, upload_id: str, size_bytes: int) -> None:
-        """Cut the upload back to ``size_bytes`` (undo a failed append)."""
-        os.truncate(paths.upload_path(self.root, upload_id), size_bytes)
 
     def hash_upload(self, upload_id: str) -> hashlib._Hash:
         """sha256 over the whole upload, read back from storage (the slow, always-correct path)."""
