@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import pytest
 
 from moorage.auth.tokens import TOKEN_LIFETIME_SECONDS, TokenIssuer, load_or_create_secret
@@ -11,6 +14,10 @@ from moorage.ecr.pagination import PaginationTokens
 from moorage.errors import AuthenticationFailed, InvalidDigest, InvalidRepositoryName, InvalidTag
 from moorage.images.digests import parse_digest
 from moorage.images.references import parse_repository_name, parse_tag
+from moorage.registry.repositories import RepositorySettings
+from moorage.registry.uploads import MAX_WRITE_CHUNKS
+from moorage.services import build_services
+from moorage.storage.blobs.filesystem import WRITEBACK_BYTES
 
 
 def test_token_round_trip_and_expiry():
@@ -101,3 +108,20 @@ def test_tags_and_digests():
     for bad in ["sha256:" + "A" * 64, "sha256:abc", "sha512:" + "a" * 128, "md5:00", "nodigest", "sha256:" + "g" * 64]:
         with pytest.raises(InvalidDigest):
             parse_digest(bad)
+
+
+def test_upload_written_in_many_chunks_publishes_the_exact_bytes(tmp_path):
+    """An append of many chunks (empty ones, more than one ``writev`` takes, past the writeback
+    threshold) stores exactly their concatenation, and completes under its digest."""
+    services = build_services(Settings(data_dir=tmp_path, account_id="123456789012"))
+    services.repositories.create("chunks", RepositorySettings())
+    chunks = [bytes([index % 251]) * (index % 7) for index in range(3 * MAX_WRITE_CHUNKS)]
+    chunks.append(os.urandom(WRITEBACK_BYTES + 12345))
+    content = b"".join(chunks)
+    upload_id = services.uploads.start("chunks")
+    with services.uploads.append("chunks", upload_id, 0) as append:
+        append.write_chunks(chunks[:-1])
+        append.write(chunks[-1])
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    assert services.uploads.complete("chunks", upload_id, digest) == (len(content), True)
+    assert services.context.blobs.blob_path(digest).read_bytes() == content

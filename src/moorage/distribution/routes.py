@@ -26,6 +26,7 @@ from moorage.images.digests import parse_digest
 from moorage.images.manifests import MAX_MANIFEST_BYTES
 from moorage.images.media_types import OCI_INDEX
 from moorage.images.references import parse_repository_name
+from moorage.registry.uploads import MAX_WRITE_CHUNKS
 from moorage.services import Services
 
 log = structlog.get_logger("moorage.distribution")
@@ -291,15 +292,16 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
         ) from None
     append.record_progress = not completing
     try:
-        buffer = bytearray()
+        chunks: list[bytes] = []
+        buffered = 0
         async for chunk in request.stream():
-            buffer += chunk
-            if len(buffer) >= FLUSH_BYTES:
-                data = bytes(buffer)
-                buffer.clear()
-                await run_in_threadpool(append.write, data)
-        if buffer:
-            await run_in_threadpool(append.write, bytes(buffer))
+            chunks.append(chunk)
+            buffered += len(chunk)
+            if buffered >= FLUSH_BYTES or len(chunks) >= MAX_WRITE_CHUNKS:
+                await run_in_threadpool(append.write_chunks, chunks)
+                chunks, buffered = [], 0
+        if chunks:
+            await run_in_threadpool(append.write_chunks, chunks)
         received = append.size_bytes - append.start
         if expected_length is not None and received != expected_length:
             raise OciError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -22,6 +23,7 @@ from moorage import errors
 from moorage.images.digests import parse_digest
 from moorage.registry.blobs import claim_blob, link_blob
 from moorage.registry.context import RegistryContext
+from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, start_writeback
 from moorage.storage.metadata.schema import Repository, UploadSession
 
 _UUID_LENGTH = 36
@@ -29,6 +31,7 @@ _MAX_RUNNING_HASHES = 10_000
 LOCK_WAIT_SECONDS = 1.0  # outlasts a collector's check of the upload, not a concurrent request
 MIN_PART_BYTES = 5 * 1024 * 1024
 PREFERRED_PART_BYTES = 10 * 1024 * 1024
+MAX_WRITE_CHUNKS = 512  # below every system's IOV_MAX (1024 on Linux)
 
 
 # The session (if any) named by an upload id, with its repository; no row when the repository
@@ -70,6 +73,7 @@ class Append:
         self._fd = fd
         self.start = start
         self.size_bytes = start
+        self._writeback_from = start
         # False when the same request completes the upload right after: its session row is
         # deleted then, so recording the new size would be a wasted write transaction.
         self.record_progress = True
@@ -78,13 +82,25 @@ class Append:
 
     def write(self, data: bytes | memoryview) -> None:
         """Append ``data`` (any length) to the upload."""
-        if self._hasher is not None:
-            self._hasher.update(data)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self.size_bytes += len(data)
+        self.write_chunks([data])
+
+    def write_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """Append the chunks, in order, with one ``writev`` (at most ``MAX_WRITE_CHUNKS``
+        chunks per call): no copy into one buffer first."""
+        for chunk in chunks:
+            if self._hasher is not None:
+                self._hasher.update(chunk)
+            self.size_bytes += len(chunk)
+        pending = [memoryview(chunk) for chunk in chunks if len(chunk)]
+        while pending:
+            written = os.writev(self._fd, pending[:MAX_WRITE_CHUNKS])
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = pending[0][written:]
+        if self.size_bytes - self._writeback_from >= WRITEBACK_BYTES:
+            start_writeback(self._fd, self._writeback_from, self.size_bytes - self._writeback_from)
+            self._writeback_from = self.size_bytes
 
     def __enter__(self) -> Append:
         return self
