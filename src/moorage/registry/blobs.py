@@ -200,13 +200,30 @@ class BlobService:
                 )
 
 
-def _upsert(executor: Session | Connection):  # type: ignore[no-untyped-def]
-    dialect = executor.get_bind().dialect.name if isinstance(executor, Session) else executor.dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert
+def _dialect(executor: Session | Connection) -> str:
+    return executor.get_bind().dialect.name if isinstance(executor, Session) else executor.dialect.name
+
+
+def _refreshing_inserts(table, index_elements):  # type: ignore[no-untyped-def]
+    """Per dialect: INSERT a row of ``table`` from bind parameters named like its columns, or on
+    a key conflict refresh its ``created_at`` — built once, so each call only binds values."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statements = {}
+    for name, dialect_insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert)):
+        statement = dialect_insert(table).values(
+            {column: bindparam(column) for column in ("digest", "size_bytes", "repository_id",
+                                                      "created_at") if hasattr(table, column)})
+        statements[name] = statement.on_conflict_do_update(
+            index_elements=index_elements, set_={"created_at": statement.excluded.created_at})
+    return statements
+
+
+_CLAIM_BLOB = _refreshing_inserts(Blob, [Blob.digest])
+_LINK_BLOB = _refreshing_inserts(RepositoryBlob, [RepositoryBlob.repository_id, RepositoryBlob.digest])
+_LINK_EXISTS = select(RepositoryBlob.digest).where(
+    RepositoryBlob.repository_id == bindparam("repository_id"),
+    RepositoryBlob.digest == bindparam("digest"))
 
 
 def link_blob(session: Session | Connection, repository_id: int, digest: str, now: float) -> bool:
@@ -218,13 +235,9 @@ def link_blob(session: Session | Connection, repository_id: int, digest: str, no
     Returns:
         True when the link is new.
     """
-    existed = session.execute(select(RepositoryBlob.digest).where(
-        RepositoryBlob.repository_id == repository_id, RepositoryBlob.digest == digest)).first()
-    statement = _upsert(session)(RepositoryBlob).values(
-        repository_id=repository_id, digest=digest, created_at=now)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[RepositoryBlob.repository_id, RepositoryBlob.digest],
-        set_={"created_at": statement.excluded.created_at}))
+    values = {"repository_id": repository_id, "digest": digest, "created_at": now}
+    existed = session.execute(_LINK_EXISTS, values).first()
+    session.execute(_LINK_BLOB[_dialect(session)], values)
     return existed is None
 
 
@@ -236,9 +249,8 @@ def claim_blob(session: Session | Connection, digest: str, size_bytes: int, now:
     (which locks the row first, see :mod:`moorage.registry.housekeeping`); the refreshed time
     keeps a blob pushed again from being collected as old.
     """
-    statement = _upsert(session)(Blob).values(digest=digest, size_bytes=size_bytes, created_at=now)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[Blob.digest], set_={"created_at": statement.excluded.created_at}))
+    session.execute(_CLAIM_BLOB[_dialect(session)],
+                    {"digest": digest, "size_bytes": size_bytes, "created_at": now})
 
 
 def lock_blob(session: Session | Connection, digest: str, is_sqlite: bool) -> bool:

@@ -46,6 +46,16 @@ _SESSION = (
 )
 
 
+_INSERT_SESSION = insert(UploadSession).values(
+    id=bindparam("upload_id"), repository_id=bindparam("repository_id"), size_bytes=0,
+    created_at=bindparam("now"), updated_at=bindparam("now"))
+_SESSION_OWNER = select(UploadSession.repository_id).where(UploadSession.id == bindparam("upload_id"))
+_SESSION_OWNER_FOR_UPDATE = _SESSION_OWNER.with_for_update()
+_DELETE_SESSION = delete(UploadSession).where(UploadSession.id == bindparam("upload_id"))
+_RECORD_PROGRESS = update(UploadSession).where(UploadSession.id == bindparam("upload_id")).values(
+    size_bytes=bindparam("size_bytes"), updated_at=bindparam("now"))
+
+
 @dataclass(frozen=True)
 class _Session:
     id: str
@@ -144,9 +154,8 @@ class UploadService:
             repository_id = self.context.repository_id(connection, repository_name)
             now = self.context.clock.now()
             self.context.blobs.create_upload(upload_id)
-            connection.execute(insert(UploadSession).values(
-                id=upload_id, repository_id=repository_id, size_bytes=0, created_at=now,
-                updated_at=now))
+            connection.execute(_INSERT_SESSION, {
+                "upload_id": upload_id, "repository_id": repository_id, "now": now})
         self._hashes[upload_id] = _RunningHash(hashlib.sha256(), 0)
         return upload_id
 
@@ -250,8 +259,10 @@ class UploadService:
             )
         return True
 
-    def complete(self, repository_name: str, upload_id: str, digest: str) -> tuple[int, bool]:
-        """Verify the session's bytes against ``digest``, publish the blob and link it.
+    def complete(self, repository_name: str, upload_id: str, digest: str,
+                 final_chunk: bytes = b"") -> tuple[int, bool]:
+        """Append ``final_chunk`` (a small last chunk sent with the completing request, if
+        any), verify the session's bytes against ``digest``, publish the blob and link it.
 
         The session ends either way: on a digest mismatch its data is discarded.
 
@@ -269,6 +280,11 @@ class UploadService:
         fd = self._exclusive(upload_id)
         try:
             size = os.fstat(fd).st_size
+            if final_chunk:  # appended under the lock this call holds (a duplicate descriptor)
+                with Append(self, upload_id, os.dup(fd), size) as append:
+                    append.record_progress = False
+                    append.write(final_chunk)
+                size = append.size_bytes
             running = self._hashes.pop(upload_id, None)
             if running is not None and running.offset == size:
                 hasher = running.hasher
@@ -295,10 +311,8 @@ class UploadService:
         # abandoned uploads cannot remove the data being published.
         with self.context.database.write_connection() as connection:
             repository_id = self.context.repository_id(connection, repository_name)
-            query = select(UploadSession.repository_id).where(UploadSession.id == upload_id)
-            if not self.context.database.is_sqlite:
-                query = query.with_for_update()
-            if connection.execute(query).scalar() != repository_id:
+            query = _SESSION_OWNER if self.context.database.is_sqlite else _SESSION_OWNER_FOR_UPDATE
+            if connection.execute(query, {"upload_id": upload_id}).scalar() != repository_id:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown")
             now = self.context.clock.now()
             claim_blob(connection, digest, size, now)
@@ -307,7 +321,7 @@ class UploadService:
             except FileNotFoundError:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
             newly_linked = link_blob(connection, repository_id, digest, now)
-            connection.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+            connection.execute(_DELETE_SESSION, {"upload_id": upload_id})
         return newly_linked
 
     def cancel(self, repository_name: str, upload_id: str) -> None:
@@ -356,11 +370,12 @@ class UploadService:
 
     def _finish_append(self, append: Append) -> None:
         with self.context.database.write_connection() as session:
-            session.execute(update(UploadSession).where(UploadSession.id == append.upload_id).values(
-                size_bytes=append.size_bytes, updated_at=self.context.clock.now()))
+            session.execute(_RECORD_PROGRESS, {
+                "upload_id": append.upload_id, "size_bytes": append.size_bytes,
+                "now": self.context.clock.now()})
 
     def _end(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
         with self.context.database.write_connection() as connection:
-            connection.execute(delete(UploadSession).where(UploadSession.id == upload_id))
+            connection.execute(_DELETE_SESSION, {"upload_id": upload_id})
         self.context.blobs.delete_upload(upload_id)
