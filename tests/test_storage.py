@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
+
+import pytest
 
 from moorage.storage.metadata.database import Database
 
 
-def test_sqlite_writers_take_turns_across_database_objects(tmp_path):
-    """Two Database objects on one SQLite file (as two worker processes would have): a writer
-    waits for the other's turn to end instead of failing or polling."""
+def _turn_is_free(lock_path) -> bool:  # type: ignore[no-untyped-def]
+    """What another process sees: can it take the writers' turn right now?"""
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_sqlite_writers_take_turns_across_processes_and_threads(tmp_path):
+    """A write transaction holds the writers' turn (a flock other processes wait on) from
+    before BEGIN to after COMMIT; a second writer waits for it instead of failing."""
     url = f"sqlite:///{tmp_path / 'moorage.db'}"
+    lock_path = tmp_path / "moorage.db.writer-lock"
     first, second = Database(url), Database(url)
     with first.write_connection() as connection:
         connection.exec_driver_sql("CREATE TABLE facts (value INTEGER)")
+        assert not _turn_is_free(lock_path)
+    assert _turn_is_free(lock_path)
+    with pytest.raises(RuntimeError), first.transaction():
+        raise RuntimeError("rolled back")
+    assert _turn_is_free(lock_path)  # released on rollback too
+
     order: list[str] = []
     entered = threading.Event()
 
