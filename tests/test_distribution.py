@@ -231,6 +231,26 @@ def test_out_of_order_chunk(http, repository):
     assert done.status_code == 201
 
 
+@pytest.mark.parametrize("final_size", [10, 2_000_000])
+@pytest.mark.parametrize("with_range", [False, True])
+def test_final_chunk_sent_with_the_put(http, repository, final_size, with_range):
+    """The completing PUT carries the last chunk: small or large, with or without
+    Content-Range; the blob is the exact concatenation."""
+    first, last = os.urandom(70_000), os.urandom(final_size)
+    started = http.post(f"/v2/{repository}/blobs/uploads/")
+    patched = http.patch(started.headers["location"], content=first,
+                         headers={"Content-Range": f"0-{len(first) - 1}"})
+    headers = {"Content-Range": f"{len(first)}-{len(first) + final_size - 1}"} if with_range else {}
+    done = http.put(patched.headers["location"], params={"digest": digest_of(first + last)},
+                    content=last, headers=headers)
+    assert done.status_code == 201, done.text
+    assert http.get(f"/v2/{repository}/blobs/{digest_of(first + last)}").content == first + last
+    wrong_start = http.post(f"/v2/{repository}/blobs/uploads/")
+    refused = http.put(wrong_start.headers["location"], params={"digest": digest_of(last)},
+                       content=last, headers={"Content-Range": f"5-{final_size + 4}"})
+    assert refused.status_code == 416 and error_of(refused) == "BLOB_UPLOAD_INVALID"
+
+
 def test_digest_mismatch(http, repository):
     started = http.post(f"/v2/{repository}/blobs/uploads/")
     wrong = http.put(started.headers["location"], params={"digest": digest_of(b"other")}, content=b"content")
