@@ -630,3 +630,18 @@ def test_invalid_range_serves_the_whole_blob(http, repository, header):
 def test_accept_media_range_wildcard(http, repository):
     push_image(http, repository, "v1")
     assert http.get(f"/v2/{repository}/manifests/v1", headers={"Accept": "application/*"}).status_code == 200
+
+
+def test_routine_not_found_is_logged_only_at_debug_level(own_server):
+    """Every push probes with HEAD first, so a 404 is routine: not logged at the default level
+    (``info``), logged with ``MOORAGE_LOG_LEVEL=debug``; refusals such as 401 always are."""
+    for level, expect_404_logged in (("info", False), ("debug", True)):
+        server = own_server({"MOORAGE_LOG_LEVEL": level})
+        server.ecr().create_repository(repositoryName=f"logs/{level}")
+        missing = "sha256:" + "0" * 64
+        with server.http() as http:
+            assert http.head(f"/v2/logs/{level}/blobs/{missing}").status_code == 404
+        assert httpx.get(f"{server.url}/v2/").status_code == 401
+        log = server.log()
+        assert ("status=404" in log) is expect_404_logged, log[-2000:]
+        assert "status=401" in log

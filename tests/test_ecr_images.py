@@ -363,3 +363,177 @@ def test_uppercase_upload_id_for_layer_parts(ecr, repository):
 def test_put_image_odd_json_without_media_type(ecr, repository, manifest):
     with pytest.raises(ecr.exceptions.InvalidParameterException):
         ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag="odd")
+
+
+# --- set-based BatchDeleteImage / BatchGetImage: per-item semantics in one call ---------------
+
+
+def _ids(result):  # type: ignore[no-untyped-def]
+    return [(i["imageDigest"], i.get("imageTag")) for i in result["imageIds"]]
+
+
+def _codes(result):  # type: ignore[no-untyped-def]
+    return [(f["imageId"], f["failureCode"]) for f in result["failures"]]
+
+
+def _tags(ecr, repository):  # type: ignore[no-untyped-def]
+    return sorted((i["imageDigest"], i["imageTag"]) for i in ecr.list_images(
+        repositoryName=repository, filter={"tagStatus": "TAGGED"})["imageIds"])
+
+
+def test_batch_delete_mixed_failures_and_successes_in_one_call(ecr, repository):
+    first, second = make_image_pushed(ecr, repository), make_image_pushed(ecr, repository)
+    put(ecr, repository, first, "a")
+    put(ecr, repository, first, "keep")
+    put(ecr, repository, second, "b")
+    requested = [{"imageTag": "a"}, {"imageTag": "nope"}, {"imageDigest": "sha256:zz"},
+                 {"imageTag": "b", "imageDigest": first.digest}, {"imageTag": "b"}, {},
+                 {"imageTag": "bad tag!"}, {"imageDigest": "sha256:" + "0" * 64}]
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=requested)
+    assert _ids(result) == [(first.digest, "a"), (second.digest, "b")]
+    assert _codes(result) == [
+        ({"imageTag": "nope"}, "ImageNotFound"),
+        ({"imageDigest": "sha256:zz"}, "InvalidImageDigest"),
+        ({"imageTag": "b", "imageDigest": first.digest}, "ImageTagDoesNotMatchDigest"),
+        ({}, "MissingDigestAndTag"),
+        ({"imageTag": "bad tag!"}, "InvalidImageTag"),
+        ({"imageDigest": "sha256:" + "0" * 64}, "ImageNotFound"),
+    ]
+    # The first image keeps its other tag; the second went with its last tag.
+    assert _tags(ecr, repository) == [(first.digest, "keep")]
+    assert [d["imageDigest"] for d in ecr.describe_images(repositoryName=repository)["imageDetails"]] == [first.digest]
+
+
+def test_batch_delete_duplicates_in_one_request(ecr, repository):
+    image, other = make_image_pushed(ecr, repository), make_image_pushed(ecr, repository)
+    put(ecr, repository, image, "a")
+    put(ecr, repository, image, "b")
+    put(ecr, repository, other)
+    # The same tag twice: the second finds nothing; the image keeps its other tag.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[{"imageTag": "a"}, {"imageTag": "a"}])
+    assert _ids(result) == [(image.digest, "a")]
+    assert _codes(result) == [({"imageTag": "a"}, "ImageNotFound")]
+    assert _tags(ecr, repository) == [(image.digest, "b")]
+    # The same untagged digest twice.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageDigest": other.digest}, {"imageDigest": other.digest}])
+    assert _ids(result) == [(other.digest, None)]
+    assert _codes(result) == [({"imageDigest": other.digest}, "ImageNotFound")]
+
+
+def test_batch_delete_every_tag_of_an_image_in_one_request(ecr, repository):
+    image = make_image_pushed(ecr, repository)
+    for tag in ("a", "b", "c"):
+        put(ecr, repository, image, tag)
+    # Each tag but the last goes alone; the last takes the image with it.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageTag": "b"}, {"imageTag": "c"}, {"imageTag": "a"}])
+    assert _ids(result) == [(image.digest, "b"), (image.digest, "c"), (image.digest, "a")]
+    assert result["failures"] == []
+    assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
+
+
+def test_batch_delete_tag_and_digest_of_the_same_image(ecr, repository):
+    image = make_image_pushed(ecr, repository)
+    put(ecr, repository, image, "a")
+    put(ecr, repository, image, "b")
+    # Tag first: that tag alone; then the digest takes the image and its remaining tag.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageTag": "a"}, {"imageDigest": image.digest}])
+    assert _ids(result) == [(image.digest, "a"), (image.digest, "b")] and result["failures"] == []
+    put(ecr, repository, image, "a")
+    put(ecr, repository, image, "b")
+    # Digest first: the image and both tags; the tag then names nothing.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageDigest": image.digest}, {"imageTag": "a"}, {"imageTag": "b", "imageDigest": image.digest}])
+    assert _ids(result) == [(image.digest, "a"), (image.digest, "b")]
+    assert [code for _, code in _codes(result)] == ["ImageNotFound", "ImageNotFound"]
+    # Tag and digest in one id: the whole image.
+    put(ecr, repository, image, "a")
+    put(ecr, repository, image, "b")
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageTag": "a", "imageDigest": image.digest}])
+    assert _ids(result) == [(image.digest, "a"), (image.digest, "b")]
+    assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
+
+
+def test_batch_delete_index_and_child_in_one_request_follow_the_order(ecr, repository):
+    child = make_image_pushed(ecr, repository)
+    put(ecr, repository, child, "child")
+    index = make_index({"amd64": child})
+    index_digest = ecr.put_image(repositoryName=repository, imageManifest=index.decode(),
+                                 imageManifestMediaType=OCI_INDEX, imageTag="multi")["image"]["imageId"]["imageDigest"]
+    # Child first: still listed by the index, so it fails; the index goes.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageDigest": child.digest}, {"imageTag": "multi"}])
+    assert _ids(result) == [(index_digest, "multi")]
+    assert _codes(result) == [({"imageDigest": child.digest}, "ImageReferencedByManifestList")]
+    assert index_digest in result["failures"][0]["failureReason"] or "manifest list" in result["failures"][0]["failureReason"]
+    assert _tags(ecr, repository) == [(child.digest, "child")]
+    # Index first: then the child is free to go in the same call.
+    ecr.put_image(repositoryName=repository, imageManifest=index.decode(),
+                  imageManifestMediaType=OCI_INDEX, imageTag="multi")
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageTag": "multi"}, {"imageTag": "child"}])
+    assert _ids(result) == [(index_digest, "multi"), (child.digest, "child")] and result["failures"] == []
+    assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
+
+
+def test_batch_delete_item_that_fails_midway_removes_nothing(ecr, repository):
+    """Deleting a subject deletes its referrers; when a referrer cannot go (an index lists
+    it), the whole item fails and the subject keeps its tag, while the other items succeed."""
+    subject = make_image_pushed(ecr, repository)
+    put(ecr, repository, subject, "v1")
+    other = make_image_pushed(ecr, repository)
+    put(ecr, repository, other, "other")
+    empty = b"{}"
+    push_layers_with_ecr(ecr, repository, {digest_of(empty): empty})
+    artifact = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(empty), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(empty), "size": 2}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": len(subject.manifest)},
+    })
+    ecr.put_image(repositoryName=repository, imageManifest=artifact)
+    artifact_digest = digest_of(artifact.encode())
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": artifact_digest, "size": len(artifact)}]})
+    ecr.put_image(repositoryName=repository, imageManifest=index, imageManifestMediaType=OCI_INDEX,
+                  imageTag="sigs")
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageTag": "other"}, {"imageTag": "v1"}])
+    assert _ids(result) == [(other.digest, "other")]
+    assert _codes(result) == [({"imageTag": "v1"}, "ImageReferencedByManifestList")]
+    assert artifact_digest in result["failures"][0]["failureReason"]
+    assert (subject.digest, "v1") in _tags(ecr, repository)
+    described = {d["imageDigest"] for d in ecr.describe_images(repositoryName=repository)["imageDetails"]}
+    assert {subject.digest, artifact_digest, digest_of(index.encode())} == described
+    # Index first in the same call: then the subject goes, with its referrer.
+    result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+        {"imageTag": "sigs"}, {"imageTag": "v1"}])
+    assert _ids(result) == [(digest_of(index.encode()), "sigs"), (subject.digest, "v1"), (artifact_digest, None)]
+    assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
+
+
+def test_batch_get_image_resolves_every_id_form_in_one_call(ecr, repository):
+    first, second = make_image_pushed(ecr, repository), make_image_pushed(ecr, repository)
+    put(ecr, repository, first, "a")
+    put(ecr, repository, second, "b")
+    put(ecr, repository, second, "c")
+    requested = [{"imageTag": "a"}, {"imageDigest": second.digest}, {"imageTag": "a"},
+                 {"imageTag": "c", "imageDigest": second.digest},
+                 {"imageTag": "a", "imageDigest": second.digest}, {"imageTag": "nope", "imageDigest": first.digest},
+                 {"imageTag": "nope"}, {"imageDigest": "sha256:zz"}, {"imageTag": "bad tag!"}]
+    result = ecr.batch_get_image(repositoryName=repository, imageIds=requested)
+    assert [(i["imageId"]["imageDigest"], i["imageId"].get("imageTag")) for i in result["images"]] == [
+        (first.digest, "a"), (second.digest, None), (first.digest, "a"), (second.digest, "c")]
+    assert [i["imageManifest"].encode() for i in result["images"]] == [
+        first.manifest, second.manifest, first.manifest, second.manifest]
+    assert [f["failureCode"] for f in result["failures"]] == [
+        "ImageTagDoesNotMatchDigest", "ImageNotFound", "ImageNotFound", "InvalidImageDigest",
+        "InvalidImageTag"]
+    described = ecr.describe_images(repositoryName=repository, imageIds=[
+        {"imageTag": "b"}, {"imageDigest": second.digest}, {"imageTag": "a"}])["imageDetails"]
+    assert [(d["imageDigest"], d["imageTags"]) for d in described] == [
+        (second.digest, ["b", "c"]), (first.digest, ["a"])]
+    assert all("lastRecordedPullTime" in d for d in described)  # BatchGetImage counted as a pull

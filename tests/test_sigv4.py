@@ -441,3 +441,83 @@ def test_tampered_signed_headers_list() -> None:
 
 def test_tampered_host() -> None:
     rejects(replace_header(sign(), "Host", "evil:5000"), "InvalidSignatureException", MISMATCH)
+
+
+# --- the direct canonicalisation of POST / equals botocore's -----------------------------------
+
+
+def _random_signed_values(rng) -> tuple[list[tuple[str, list[str]]], bytes]:  # type: ignore[no-untyped-def]
+    """Signed headers as the verifier collects them: lowercase names, values as received (odd
+    whitespace, repeats, Latin-1 text), sometimes a signed payload hash; and a body."""
+    pieces = ["a", "B", "1", " ", "  ", "\t", "x y", "é", "\xa0", "\x85", "ü=,;", "", "/+"]
+
+    def value() -> str:
+        return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+
+    body = rng.choice([b"", b"{}", '{"repositoryName": "app/é"}'.encode(), bytes(range(256))])
+    names = ["host", "x-amz-date", "content-type", "x-amz-target", "x-custom", "user-agent",
+             "x-amz-security-token", "accept"]
+    chosen = sorted(set(rng.sample(names, rng.randint(1, len(names)))) | {"host"})
+    if rng.random() < 0.4:
+        chosen = sorted(chosen + ["x-amz-content-sha256"])
+    signed = []
+    for name in chosen:
+        if name == "x-amz-content-sha256":
+            signed.append((name, [rng.choice([hashlib.sha256(body).hexdigest(), "UNSIGNED-PAYLOAD",
+                                              " UNSIGNED-PAYLOAD "])]))
+        else:
+            signed.append((name, [value() for _ in range(rng.randint(1, 3))]))
+    return signed, body
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_direct_canonical_request_equals_botocores(seed: int) -> None:
+    import random
+
+    from moorage.auth import sigv4
+
+    rng = random.Random(seed)
+    for _ in range(25):
+        signed, body = _random_signed_values(rng)
+        method = rng.choice(["POST", "post", "GET"])
+        request = SignedRequest(method, "/", "", [(n, v) for n, vs in signed for v in vs], body)
+        expected = sigv4._botocore_canonical_request(
+            request, "/", [], signed, "20240501T120000Z", "ecr", REGION)
+        assert sigv4._canonical_request(method, signed, body) == expected
+
+
+def test_signature_equals_botocores_for_odd_header_values() -> None:
+    raw = AWSRequest("POST", "http://localhost:5000/", {
+        **ECR_HEADERS, "X-Custom": "  spaced\t out  value ", "X-Amz-Security-Token": "tok/en+=="},
+        '{"repositoryName": "é"}'.encode())
+    SigV4Auth(Credentials(AKID, SECRET), "ecr", REGION).add_auth(raw)
+    request = as_received(raw.prepare())
+    assert "x-custom" in header(request, "Authorization")
+    assert verify(request) == AKID
+    rejects(replace_header(request, "X-Custom", "spaced out values"), "InvalidSignatureException",
+            MISMATCH)
+
+
+def test_signing_key_is_derived_per_secret_date_region_and_service() -> None:
+    from moorage.auth.sigv4 import signature_of
+
+    base = {"secret": SECRET, "timestamp": "20240501T120000Z", "region": REGION, "service": "ecr"}
+    reference = signature_of("canonical", **base)
+    for change in ({"secret": SECRET + "x"}, {"timestamp": "20240502T120000Z"},
+                   {"region": "eu-west-1"}, {"service": "s3"}):
+        assert signature_of("canonical", **{**base, **change}) != reference
+    assert signature_of("canonical", **base) == reference
+    # The AWS documentation's example: kSigning and the signature of its GET vanilla request.
+    canonical = "\n".join([
+        "GET", "/", "", "host:example.amazonaws.com", "x-amz-date:20150830T123600Z", "",
+        "host;x-amz-date", hashlib.sha256(b"").hexdigest()])
+    assert signature_of(canonical, secret=EXAMPLE_SECRET, timestamp="20150830T123600Z",
+                        region="us-east-1", service="service") == (
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
+
+
+@pytest.mark.parametrize("value", ["20240230T120000Z", "20241301T120000Z", "20240501T240000Z",
+                                   "20240501T126000Z", "20240501T120060Z", "00000501T120000Z"])
+def test_impossible_x_amz_date_is_malformed(value: str) -> None:
+    request = replace_header(sign(), "X-Amz-Date", value)
+    rejects(request, "IncompleteSignatureException", "ISO-8601 'basic format'")

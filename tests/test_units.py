@@ -82,6 +82,10 @@ def test_settings_validation(monkeypatch):
         Settings(admin_access_key_id="AKIA")
     with pytest.raises(SettingsError):
         Settings(log_format="xml")
+    with pytest.raises(SettingsError):
+        Settings(log_level="loud")
+    monkeypatch.setenv("MOORAGE_LOG_LEVEL", "DEBUG")
+    assert Settings.from_environment().log_level == "debug"
     monkeypatch.setenv("MOORAGE_PORT", "x")
     with pytest.raises(SettingsError):
         Settings.from_environment()

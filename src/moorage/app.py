@@ -2,6 +2,11 @@
 
 ``POST /`` is the ECR control plane, ``/v2/…`` the OCI Distribution API; ``/healthz`` and
 ``/readyz`` report readiness and ``/metrics`` exposes Prometheus metrics.
+
+Requests for ``/v2`` and below go straight to :class:`DistributionApp` (a plain ASGI app with
+its own route table and error handling), not through Starlette's router and middleware: they
+are the requests a registry answers most, and that layering cost more than the rest of a
+manifest ``HEAD``. Everything else, and the lifespan, is served by the Starlette app.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -25,8 +31,6 @@ from moorage.ecr.operations import check_dispatch_table
 from moorage.services import Services
 from moorage.test_clock import TestClockEndpoint
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-
 
 def periodic_tasks(services: Services) -> list[PeriodicTask]:
     """The server's periodic tasks: lifecycle policies and garbage collection."""
@@ -41,7 +45,24 @@ def periodic_tasks(services: Services) -> list[PeriodicTask]:
     ]
 
 
-def create_app(services: Services, *, background: bool = True) -> Starlette:
+class MoorageApp:
+    """The ASGI application: ``/v2`` and below to the distribution app, the rest to Starlette."""
+
+    def __init__(self, distribution: DistributionApp, starlette: Starlette) -> None:
+        self.distribution = distribution
+        self.starlette = starlette
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Dispatch one ASGI event."""
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path.startswith("/v2") and (len(path) == 3 or path[3] == "/"):
+                await self.distribution(scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
+def create_app(services: Services, *, background: bool = True) -> MoorageApp:
     """The ASGI application serving ``services``; with ``background``, the periodic tasks run
     while it serves."""
     check_dispatch_table()
@@ -66,8 +87,6 @@ def create_app(services: Services, *, background: bool = True) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/v2", distribution.__call__, methods=ALL_METHODS),
-        Route("/v2/{path:path}", distribution.__call__, methods=ALL_METHODS),
         Route("/_moorage/layers/{path:path}", SignedLayerDownload(services).__call__,
               methods=["GET", "HEAD"]),
         Route("/_moorage/clock", TestClockEndpoint(
@@ -82,4 +101,4 @@ def create_app(services: Services, *, background: bool = True) -> Starlette:
         yield
         runner.stop()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return MoorageApp(distribution, Starlette(routes=routes, lifespan=lifespan))

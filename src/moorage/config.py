@@ -12,6 +12,7 @@
 | admin key | | ``MOORAGE_ADMIN_ACCESS_KEY_ID`` + ``MOORAGE_ADMIN_SECRET_ACCESS_KEY`` | generated |
 | token_secret | | ``MOORAGE_TOKEN_SECRET`` | ``<data_dir>/token-secret`` (generated) |
 | log_format | | ``MOORAGE_LOG_FORMAT`` (``console``/``json``) | ``console`` |
+| log_level | | ``MOORAGE_LOG_LEVEL`` (``debug``/``info``/``warning``/``error``) | ``info`` |
 | lifecycle_interval | | ``MOORAGE_LIFECYCLE_INTERVAL`` (seconds; 0 disables) | ``3600`` |
 | gc_interval | | ``MOORAGE_GC_INTERVAL`` (seconds; 0 disables) | ``3600`` |
 | gc_grace | | ``MOORAGE_GC_GRACE`` (seconds) | ``86400`` |
@@ -31,6 +32,7 @@ from pathlib import Path
 
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[0-9a-z-]{2,25}")
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}  # logging module levels
 
 
 class SettingsError(ValueError):
@@ -56,6 +58,7 @@ class Settings:
     admin_secret_access_key: str | None = None
     token_secret: str | None = None
     log_format: str = "console"
+    log_level: str = "info"
     lifecycle_interval: float = 3600.0
     gc_interval: float = 3600.0
     gc_grace: float = 86400.0
@@ -78,6 +81,8 @@ class Settings:
             )
         if self.log_format not in ("console", "json"):
             raise SettingsError("MOORAGE_LOG_FORMAT must be 'console' or 'json'")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"MOORAGE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.asgi_server not in ("granian", "uvicorn"):
             raise SettingsError("MOORAGE_ASGI_SERVER must be 'granian' or 'uvicorn'")
         if not 1 <= self.workers <= 64:
@@ -116,6 +121,7 @@ class Settings:
             "admin_secret_access_key": env.get("MOORAGE_ADMIN_SECRET_ACCESS_KEY") or None,
             "token_secret": env.get("MOORAGE_TOKEN_SECRET") or None,
             "log_format": env.get("MOORAGE_LOG_FORMAT", "console"),
+            "log_level": env.get("MOORAGE_LOG_LEVEL", "info").lower(),
             "lifecycle_interval": _number_env("MOORAGE_LIFECYCLE_INTERVAL", 3600.0),
             "gc_interval": _number_env("MOORAGE_GC_INTERVAL", 3600.0),
             "gc_grace": _number_env("MOORAGE_GC_GRACE", 86400.0),

@@ -18,7 +18,7 @@ import sys
 
 import structlog
 
-from moorage.config import Settings
+from moorage.config import LOG_LEVELS, Settings
 from moorage.observability import configure_logging
 from moorage.services import build_services
 
@@ -45,7 +45,7 @@ def worker_app():  # type: ignore[no-untyped-def]
     from moorage.app import create_app
 
     settings = Settings.from_environment()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
     return create_app(build_services(settings, migrate=False))
 
 
@@ -55,7 +55,7 @@ def run(settings: Settings) -> None:
     Raises:
         StartupError: the storage cannot be opened.
     """
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
     if settings.asgi_server == "granian":
         _check_port_free(settings.host, settings.port)
     services = build_services(settings)

@@ -30,7 +30,9 @@ session credentials); when present and signed it is just another signed header.
 
 from __future__ import annotations
 
+import calendar
 import datetime as _dt
+import functools
 import hashlib
 import hmac
 import re
@@ -47,7 +49,7 @@ from botocore.credentials import Credentials
 
 from moorage.ecr.exceptions import EcrError
 
-__all__ = ["ALGORITHM", "MAX_CLOCK_SKEW_SECONDS", "SignedRequest", "verify_sigv4"]
+__all__ = ["ALGORITHM", "MAX_CLOCK_SKEW_SECONDS", "SignedRequest", "signature_of", "verify_sigv4"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 """The only signing algorithm accepted."""
@@ -216,29 +218,97 @@ def verify_sigv4(
     path = request.path or "/"
     if not path.startswith("/") or "#" in path or "?" in path:
         raise _invalid(_SIGNATURE_MISMATCH)
-    aws_request = AWSRequest(
-        method=request.method, url=_URL_PREFIX + path, data=request.body, params=query
-    )
+    signed_values: list[tuple[str, list[str]]] = []
     for name in signed_names:
         values = headers.get(name)
         if not values:  # signed but not sent: the client cannot have signed this request
             raise _invalid(_SIGNATURE_MISMATCH)
-        for value in values:  # botocore trims each value and joins repeats with ','
-            aws_request.headers[name] = value
-    aws_request.context["timestamp"] = timestamp
-
-    signer = _Verifier(Credentials(access_key, secret), scope_service, scope_region)
+        signed_values.append((name, values))
     # Names botocore cannot reproduce (upper case, unsorted, duplicates, empty) cannot verify.
-    if signer.signed_headers(aws_request.headers) != signed_headers:
+    if ";".join(sorted({name.lower().strip() for name in signed_names})) != signed_headers:
         raise _invalid(_SIGNATURE_MISMATCH)
-    canonical_request = signer.canonical_request(aws_request)
-    string_to_sign = signer.string_to_sign(aws_request, canonical_request)
-    expected = signer.signature(string_to_sign, aws_request)
+    if path == "/" and not query:
+        # Every ECR API call (POST /, no query): the canonical request as botocore builds it.
+        canonical_request = _canonical_request(request.method, signed_values, request.body)
+    else:
+        canonical_request = _botocore_canonical_request(request, path, query, signed_values,
+                                                        timestamp, scope_service, scope_region)
+    expected = signature_of(canonical_request, secret=secret, timestamp=timestamp,
+                            region=scope_region, service=scope_service)
     if not _SIGNATURE.fullmatch(signature) or not hmac.compare_digest(
         expected.encode("ascii"), signature.encode("ascii")
     ):
         raise _invalid(_SIGNATURE_MISMATCH)
     return access_key
+
+
+def _canonical_request(method: str, signed_values: list[tuple[str, list[str]]],
+                       body: bytes) -> str:
+    """The canonical request of a request to ``/`` without a query string, built exactly as
+    botocore's ``SigV4Auth.canonical_request`` builds it for the same request (tests compare
+    the two): signed headers sorted, each value's whitespace runs collapsed and repeated
+    values joined with ``,``; the payload hash is the signed ``X-Amz-Content-SHA256`` value as
+    sent, else the SHA-256 of the body."""
+    values_of: dict[str, list[str]] = {}
+    for name, values in signed_values:
+        values_of.setdefault(name, []).extend(values)
+    canonical_headers = "".join(
+        f"{name}:{','.join(' '.join(value.split()) for value in values_of[name])}\n"
+        for name in sorted(values_of)
+    )
+    if "x-amz-content-sha256" in values_of:
+        payload = values_of["x-amz-content-sha256"][0]
+    else:
+        payload = _sha256_hex(body)
+    return (f"{method.upper()}\n/\n\n{canonical_headers}\n"
+            f"{';'.join(sorted(values_of))}\n{payload}")
+
+
+def _botocore_canonical_request(
+    request: SignedRequest, path: str, query: list[tuple[str, str]],
+    signed_values: list[tuple[str, list[str]]], timestamp: str, service: str, region: str,
+) -> str:
+    """The canonical request computed by botocore's signer itself (any path and query)."""
+    aws_request = AWSRequest(
+        method=request.method, url=_URL_PREFIX + path, data=request.body, params=query
+    )
+    for name, values in signed_values:
+        for value in values:  # botocore trims each value and joins repeats with ','
+            aws_request.headers[name] = value
+    aws_request.context["timestamp"] = timestamp
+    signer = _Verifier(Credentials("", ""), service, region)
+    return str(signer.canonical_request(aws_request))
+
+
+def signature_of(canonical_request: str, *, secret: str, timestamp: str, region: str,
+                 service: str) -> str:
+    """The SigV4 signature (64 hex digits) of ``canonical_request``.
+
+    The string to sign and the key derivation are botocore's (``SigV4Auth.string_to_sign`` and
+    ``signature``); the derived signing key is cached per (secret, date, region, service).
+
+    Args:
+        canonical_request: the canonical request text.
+        secret: the secret access key.
+        timestamp: the signing time, ``yyyymmddThhmmssZ``.
+        region: the scope's region; service: the scope's signing name.
+    """
+    date = timestamp[:8]
+    string_to_sign = "\n".join((
+        ALGORITHM, timestamp, f"{date}/{region}/{service}/{_TERMINATOR}",
+        hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+    ))
+    key = _signing_key(secret, date, region, service)
+    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """``kSigning`` of the SigV4 key derivation (changes once a day per key)."""
+    key = hmac.new(f"AWS4{secret}".encode("utf-8"), date.encode("utf-8"), hashlib.sha256).digest()
+    for part in (region, service, _TERMINATOR):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
 
 
 def _parse_authorization(value: str) -> tuple[str, str, str]:
@@ -276,7 +346,7 @@ def _request_timestamp(headers: dict[str, list[str]]) -> str:
         value = ",".join(amz_date).strip()
         if _AMZ_DATE.fullmatch(value):
             try:
-                _dt.datetime.strptime(value, SIGV4_TIMESTAMP)
+                _parse_timestamp(value)
                 return value
             except ValueError:
                 pass
@@ -301,11 +371,7 @@ def _request_timestamp(headers: dict[str, list[str]]) -> str:
 
 def _check_clock(timestamp: str, now: float) -> None:
     """Reject a signing time more than :data:`MAX_CLOCK_SKEW_SECONDS` away from ``now``."""
-    signed_at = (
-        _dt.datetime.strptime(timestamp, SIGV4_TIMESTAMP)
-        .replace(tzinfo=_dt.timezone.utc)
-        .timestamp()
-    )
+    signed_at = calendar.timegm(_parse_timestamp(timestamp).timetuple())
     if signed_at < now - MAX_CLOCK_SKEW_SECONDS:
         raise _invalid(
             f"Signature expired: {timestamp} is now earlier than "
@@ -316,6 +382,17 @@ def _check_clock(timestamp: str, now: float) -> None:
             f"Signature not yet current: {timestamp} is still later than "
             f"{_format(now + MAX_CLOCK_SKEW_SECONDS)} ({_format(now)} + 15 min.)"
         )
+
+
+def _parse_timestamp(timestamp: str) -> _dt.datetime:
+    """``yyyymmddThhmmssZ`` (already matched by ``_AMZ_DATE``) as a naive UTC datetime; the
+    same values as ``strptime(timestamp, SIGV4_TIMESTAMP)`` accepts.
+
+    Raises:
+        ValueError: not a real date and time (month 13, February 30, second 60...).
+    """
+    return _dt.datetime(int(timestamp[0:4]), int(timestamp[4:6]), int(timestamp[6:8]),
+                        int(timestamp[9:11]), int(timestamp[11:13]), int(timestamp[13:15]))
 
 
 def _sha256_hex(data: bytes) -> str:

@@ -97,13 +97,22 @@ class TokenIssuer:
         if claims is None:
             claims = self._decode(token)
             if len(self._verified) >= _CACHE_LIMIT:
-                self._verified.clear()
+                del self._verified[next(iter(self._verified))]  # the oldest
             self._verified[token] = claims
+        self.check_expiry(claims, now)
+        return claims
+
+    @staticmethod
+    def check_expiry(claims: TokenClaims, now: float) -> None:
+        """Refuse claims that have expired at ``now`` (epoch seconds).
+
+        Raises:
+            AuthenticationFailed: expired (OCI ``UNAUTHORIZED``, 401).
+        """
         if now >= claims.expires_at:
             raise AuthenticationFailed(
                 "Your authorization token has expired. Reauthenticate and try again."
             )
-        return claims
 
     def _decode(self, token: str) -> TokenClaims:
         payload, _, mac = token.partition(".")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from moorage.config import Settings, SettingsError
+from moorage.config import LOG_LEVELS, Settings, SettingsError
 from moorage.services import Services
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory [env MOORAGE_DATA_DIR; default ./moorage-data]")]
@@ -30,7 +30,7 @@ def open_services(data_dir: Path | None, database_url: str | None) -> Services:
     from moorage.services import StartupError, build_services
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
     try:
         return build_services(settings)
     except StartupError as error:

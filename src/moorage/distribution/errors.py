@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.responses import Response
-
 from moorage import errors
-
-API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+from moorage.distribution.responses import Reply
 
 
 class OciError(Exception):
@@ -62,15 +59,13 @@ def from_domain(error: errors.MoorageError) -> OciError:
     return OciError("UNSUPPORTED", error.message, 400)
 
 
-def error_response(error: OciError, *, head: bool = False) -> Response:
+def error_response(error: OciError, *, head: bool = False) -> Reply:
     """The response for ``error``; a HEAD request gets the status and headers without a body."""
+    headers = [(name.lower(), value) for name, value in error.headers.items()]
+    if head:
+        return Reply(error.status, headers)
     entry: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.detail is not None:
         entry["detail"] = error.detail
-    headers = {**API_VERSION_HEADER, **error.headers}
-    if head:
-        return Response(None, error.status, headers=headers)
-    return Response(
-        json.dumps({"errors": [entry]}), error.status, headers=headers,
-        media_type="application/json",
-    )
+    return Reply(error.status, headers, json.dumps({"errors": [entry]}).encode(),
+                 media_type="application/json")

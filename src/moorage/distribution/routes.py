@@ -4,6 +4,13 @@ Routes are data: a path pattern (the repository name may contain ``/``) and a me
 map, matched in order. Handlers parse the HTTP request, call one domain service, and shape the
 response; every error is served once by :class:`DistributionApp` through
 :mod:`moorage.distribution.errors`.
+
+:class:`DistributionApp` is a plain ASGI app (no Starlette routing or middleware in front of it):
+the pull path — ``GET``/``HEAD`` of manifests, ``HEAD`` of blobs, ``tags/list`` — reads headers
+straight from the ASGI scope, answers with a :class:`~moorage.distribution.responses.Reply` and
+reads the database with one statement (:mod:`moorage.registry.pulls`). Handlers that need more of
+the request (bodies, query parameters) use ``call.request``, a Starlette ``Request`` built on
+first use.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
 from moorage import errors, metrics
-from moorage.distribution.auth import authenticate
-from moorage.distribution.errors import API_VERSION_HEADER, OciError, error_response, from_domain
-from moorage.images.digests import parse_digest
+from moorage.distribution.auth import Authenticator
+from moorage.distribution.errors import OciError, error_response, from_domain
+from moorage.distribution.responses import API_VERSION, Reply
+from moorage.images.digests import is_digest, parse_digest
 from moorage.images.manifests import MAX_MANIFEST_BYTES
 from moorage.images.media_types import OCI_INDEX
-from moorage.images.references import parse_repository_name
+from moorage.images.references import parse_repository_name, parse_tag
+from moorage.registry.images import StoredManifest
+from moorage.registry.pulls import PullReads
 from moorage.registry.uploads import MAX_WRITE_CHUNKS
 from moorage.services import Services
 
@@ -37,17 +47,42 @@ _DECIMAL = re.compile(r"[0-9]{1,18}")
 _BYTE_RANGES = re.compile(r"bytes=\s*(?:[0-9]+-[0-9]*|-[0-9]+)(?:\s*,\s*(?:[0-9]+-[0-9]*|-[0-9]+))*\s*")
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
-Handler = Callable[["Call"], Awaitable[Response]]
+Handler = Callable[["Call"], Awaitable["Reply | Response"]]
+_CACHE_LIMIT = 1024
 
 
 class Call:
-    """One ``/v2/`` request being handled: the request, the services and the path values."""
+    """One ``/v2/`` request being handled: the ASGI scope, the services and the path values."""
 
-    def __init__(self, request: Request, services: Services, values: dict[str, str]) -> None:
-        self.request = request
+    __slots__ = ("scope", "receive", "services", "pulls", "method", "name", "values", "_request")
+
+    def __init__(self, scope: dict[str, Any], receive: Any, services: Services, pulls: PullReads) -> None:
+        self.scope = scope
+        self.receive = receive
         self.services = services
-        self.name = values.get("name", "")
-        self.values = values
+        self.pulls = pulls
+        self.method: str = scope["method"]
+        self.name = ""
+        self.values: dict[str, str] = {}
+        self._request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        """The Starlette request (built on first use)."""
+        if self._request is None:
+            self._request = Request(self.scope, self.receive)
+        return self._request
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of header ``name`` (lower case), or None."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def header_values(self, name: bytes) -> tuple[str, ...]:
+        """Every value of header ``name`` (lower case), in order."""
+        return tuple(value.decode("latin-1") for key, value in self.scope["headers"] if key == name)
 
     def upload_headers(self, upload_id: str, size: int) -> dict[str, str]:
         """Location, Range and Docker-Upload-UUID of an upload session holding ``size`` bytes."""
@@ -69,50 +104,69 @@ async def read(call: Call, function: Callable[..., Any], *args: Any, **kwargs: A
 # -- base ----------------------------------------------------------------------------------
 
 
-async def api_version_check(call: Call) -> Response:
+async def api_version_check(call: Call) -> Reply:
     """``GET /v2/``: 200 ``{}`` once authenticated."""
-    return Response("{}", 200, media_type="application/json")
+    return Reply(200, body=b"{}", media_type="application/json")
 
 
 # -- manifests -------------------------------------------------------------------------------
 
 
-def _accepts(request: Request, media_type: str) -> bool:
-    accept = request.headers.getlist("accept")
+_accepted: dict[tuple[tuple[str, ...], str], bool] = {}
+
+
+def _accepts(accept: tuple[str, ...], media_type: str) -> bool:
+    """Whether ``Accept`` header values ``accept`` admit ``media_type`` (answers are kept: a
+    client sends the same few headers over and over)."""
     if not accept:
         return True
-    offered = {part.split(";", 1)[0].strip().lower() for value in accept for part in value.split(",")}
-    family = media_type.split("/", 1)[0] + "/*"
-    return not offered or bool(offered & {media_type, family, "*/*", ""})
+    key = (accept, media_type)
+    found = _accepted.get(key)
+    if found is None:
+        offered = {part.split(";", 1)[0].strip().lower() for value in accept for part in value.split(",")}
+        family = media_type.split("/", 1)[0] + "/*"
+        found = not offered or bool(offered & {media_type, family, "*/*", ""})
+        if sum(map(len, accept)) <= 512:  # the usual headers, not an odd client's
+            if len(_accepted) >= _CACHE_LIMIT:
+                _accepted.clear()
+            _accepted[key] = found
+    return found
 
 
-async def get_manifest(call: Call) -> Response:
+async def get_manifest(call: Call) -> Reply:
     """``GET``/``HEAD /v2/<name>/manifests/<reference>`` by tag or digest.
 
     A client whose ``Accept`` excludes the stored media type gets ``MANIFEST_UNKNOWN`` (404):
     Moorage never converts manifests (ecr-api.md §9.4).
     """
-    head = call.request.method == "HEAD"
-    images = call.services.images
-    stored = await read(call, images.get, call.name, call.values["reference"], record_pull=False)
-    if not head and images.pull_is_stale(stored):
-        await run_in_threadpool(images.record_pull, stored)
-    if not _accepts(call.request, stored.media_type):
+    head = call.method == "HEAD"
+    reference = call.values["reference"]
+    by_digest = is_digest(reference)
+    if by_digest:
+        parse_digest(reference)
+    else:
+        parse_tag(reference)
+    image_id, digest, media_type, last_pulled_at, content = await read(
+        call, call.pulls.manifest, call.name, reference, by_digest=by_digest, with_content=not head)
+    if not head:
+        images = call.services.images
+        stored = StoredManifest(digest, media_type, b"", image_id, last_pulled_at)
+        if images.pull_is_stale(stored):
+            await run_in_threadpool(images.record_pull, stored)
+    if not _accepts(call.header_values(b"accept"), media_type):
         raise OciError(
             "MANIFEST_UNKNOWN",
-            f"the manifest is stored as {stored.media_type}, which the request's Accept header "
+            f"the manifest is stored as {media_type}, which the request's Accept header "
             "does not list",
             404,
         )
-    headers = {
-        "Docker-Content-Digest": stored.digest,
-        "ETag": f'"{stored.digest}"',
-        "Content-Length": str(len(stored.content)),
-    }
-    return Response(b"" if head else stored.content, 200, headers=headers, media_type=stored.media_type)
+    headers = [("docker-content-digest", digest), ("etag", f'"{digest}"')]
+    if head:
+        return Reply(200, headers, media_type=media_type, content_length=content)
+    return Reply(200, headers, content, media_type=media_type)
 
 
-async def put_manifest(call: Call) -> Response:
+async def put_manifest(call: Call) -> Reply:
     """``PUT /v2/<name>/manifests/<reference>``: 201 with Location and Docker-Content-Digest
     (and ``OCI-Subject`` when the manifest has a subject)."""
     reference = call.values["reference"]
@@ -133,28 +187,29 @@ async def put_manifest(call: Call) -> Response:
     if manifest.subject is not None:
         headers["OCI-Subject"] = manifest.subject.digest
     log.info("manifest.put", repository=call.name, reference=reference, digest=manifest.digest)
-    return Response(b"", 201, headers=headers)
+    return Reply(201, [(name.lower(), value) for name, value in headers.items()])
 
 
-async def delete_manifest(call: Call) -> Response:
+async def delete_manifest(call: Call) -> Reply:
     """``DELETE /v2/<name>/manifests/<reference>``: 202. By digest, the image and its tags; by
     tag, the tag (and the image when it was its last tag, as ECR's BatchDeleteImage)."""
     await run_in_threadpool(call.services.images.delete, call.name, call.values["reference"])
     log.info("manifest.delete", repository=call.name, reference=call.values["reference"])
-    return Response(b"", 202)
+    return Reply(202)
 
 
 # -- blobs -----------------------------------------------------------------------------------
 
 
-async def get_blob(call: Call) -> Response:
+async def get_blob(call: Call) -> Reply | Response:
     """``GET``/``HEAD /v2/<name>/blobs/<digest>``, with ``Range`` support (206/416)."""
-    digest = call.values["digest"]
-    size = await read(call, call.services.blobs.stat, call.name, digest)
+    digest = parse_digest(call.values["digest"])
+    size = await read(call, call.pulls.blob_size, call.name, digest)
+    if call.method == "HEAD":
+        return Reply(200, [("docker-content-digest", digest), ("etag", f'"{digest}"'),
+                           ("accept-ranges", "bytes")],
+                     media_type="application/octet-stream", content_length=size)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
-    if call.request.method == "HEAD":
-        headers["Content-Length"] = str(size)
-        return Response(b"", 200, headers=headers, media_type="application/octet-stream")
     _ignore_invalid_range(call.request)
     path = call.services.blobs.path(digest)
     if not path.is_file():  # collected between the look-up and now
@@ -178,10 +233,10 @@ def _ranges_ascend(value: str) -> bool:
     return True
 
 
-async def delete_blob(call: Call) -> Response:
+async def delete_blob(call: Call) -> Reply:
     """``DELETE /v2/<name>/blobs/<digest>``: unlink from the repository, 202."""
     await run_in_threadpool(call.services.blobs.unlink, call.name, call.values["digest"])
-    return Response(b"", 202)
+    return Reply(202)
 
 
 # -- uploads ---------------------------------------------------------------------------------
@@ -208,8 +263,7 @@ async def start_upload(call: Call) -> Response:
     upload_id = await run_in_threadpool(uploads.start, call.name)
     if digest is None:
         return Response(b"", 202, headers=call.upload_headers(upload_id, 0))
-    await _receive(call, upload_id, start=0, completing=True)
-    await run_in_threadpool(uploads.complete, call.name, upload_id, digest)
+    await _receive_and_complete(call, upload_id, digest, start=0)
     return _blob_created(call, digest)
 
 
@@ -236,10 +290,8 @@ async def put_upload(call: Call) -> Response:
     if digest is None:
         raise OciError("DIGEST_INVALID", "the digest query parameter is required", 400)
     parse_digest(digest)
-    if _has_body(call.request):
-        await _receive(call, upload_id, start=None, completing=True)
-    await run_in_threadpool(call.services.uploads.complete, call.name, upload_id, digest)
-    log.info("blob.uploaded", repository=call.name, digest=digest)
+    await _receive_and_complete(call, upload_id, digest, start=None)
+    log.debug("blob.uploaded", repository=call.name, digest=digest)
     return _blob_created(call, digest)
 
 
@@ -254,6 +306,25 @@ def _blob_created(call: Call, digest: str) -> Response:
         b"", 201,
         headers={"Location": f"/v2/{call.name}/blobs/{digest}", "Docker-Content-Digest": digest},
     )
+
+
+async def _receive_and_complete(call: Call, upload_id: str, digest: str, start: int | None) -> None:
+    """Receive the completing request's body (if any) into the upload, then verify and publish.
+
+    A small body announced by ``Content-Length`` without ``Content-Range`` (the usual
+    monolithic push of a config or a small layer) is read into memory and handed over with the
+    completion: one trip to a worker thread and one session look-up instead of three.
+    """
+    request = call.request
+    uploads = call.services.uploads
+    length = request.headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) <= FLUSH_BYTES and "content-range" not in request.headers:
+        chunks = [chunk async for chunk in request.stream()]
+        await run_in_threadpool(uploads.complete, call.name, upload_id, digest, b"".join(chunks))
+        return
+    if _has_body(request):
+        await _receive(call, upload_id, start=start, completing=True)
+    await run_in_threadpool(uploads.complete, call.name, upload_id, digest)
 
 
 def _has_body(request: Request) -> bool:
@@ -335,25 +406,26 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 # -- tags and referrers ----------------------------------------------------------------------
 
 
-async def list_tags(call: Call) -> Response:
+async def list_tags(call: Call) -> Reply:
     """``GET /v2/<name>/tags/list[?n=&last=]``: lexical order, ``Link`` to the next page."""
-    params = call.request.query_params
-    limit = None
-    if "n" in params:
-        if not _DECIMAL.fullmatch(params["n"]):
-            raise OciError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", 400)
-        limit = min(int(params["n"]), MAX_TAGS_PAGE)
-    last = params.get("last")
-    tags, more = await read(call, call.services.listing.tags, call.name, last, limit)
-    headers = {}
-    if more and tags:
-        query = urlencode({"n": limit, "last": tags[-1]})
-        headers["Link"] = f'</v2/{quote(call.name)}/tags/list?{query}>; rel="next"'
-    body = json.dumps({"name": call.name, "tags": tags})
-    return Response(body, 200, headers=headers, media_type="application/json")
+    limit = last = None
+    if call.scope["query_string"]:
+        params = call.request.query_params
+        if "n" in params:
+            if not _DECIMAL.fullmatch(params["n"]):
+                raise OciError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", 400)
+            limit = min(int(params["n"]), MAX_TAGS_PAGE)
+        last = params.get("last")
+    tags, last_tag, more = await read(call, call.services.listing.tags_json, call.name, last, limit)
+    headers = []
+    if more and last_tag is not None:  # the last name is given only then
+        query = urlencode({"n": limit, "last": last_tag})
+        headers.append(("link", f'</v2/{quote(call.name)}/tags/list?{query}>; rel="next"'))
+    body = f'{{"name": {json.dumps(call.name)}, "tags": {tags}}}'.encode()
+    return Reply(200, headers, body, media_type="application/json")
 
 
-async def list_referrers(call: Call) -> Response:
+async def list_referrers(call: Call) -> Reply:
     """``GET /v2/<name>/referrers/<digest>[?artifactType=]``: an OCI index of referrers."""
     artifact_type = call.request.query_params.get("artifactType")
     referrers = await run_in_threadpool(
@@ -369,9 +441,9 @@ async def list_referrers(call: Call) -> Response:
         if referrer.annotations:
             descriptor["annotations"] = referrer.annotations
         manifests.append(descriptor)
-    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
-    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
-    return Response(body, 200, headers=headers, media_type=OCI_INDEX)
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    headers = [("oci-filters-applied", "artifactType")] if artifact_type is not None else []
+    return Reply(200, headers, body, media_type=OCI_INDEX)
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -391,42 +463,65 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 
 
 class DistributionApp:
-    """ASGI endpoint for every path under ``/v2/``: authenticate, route, serve errors once."""
+    """ASGI app for every path under ``/v2/``: authenticate, route, serve errors once."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.authenticator = Authenticator(services)
+        self.pulls = PullReads(services.context)
+        self._valid_names: set[str] = set()
 
-    async def __call__(self, request: Request) -> Response:
-        head = request.method == "HEAD"
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Answer one ``/v2/`` HTTP request (ASGI)."""
+        call = Call(scope, receive, self.services, self.pulls)
+        response = await self._respond(call)
+        status = response.status_code
+        if status >= 400:
+            # A 404 is routine (every push probes blobs and manifests with HEAD first): debug.
+            (log.debug if status == 404 else log.info)(
+                "distribution.refused", method=call.method, path=scope["path"], status=status)
+        if not isinstance(response, Reply):
+            response.raw_headers.append(API_VERSION)
+        metrics.count_request("oci", status)
+        await response(scope, receive, send)
+
+    async def _respond(self, call: Call) -> Reply | Response:
+        head = call.method == "HEAD"
         try:
-            authenticate(self.services, request)
-            if any("\x00" in value for value in request.query_params.values()):
+            self.authenticator.authenticate(call.header(b"authorization"), call.header(b"host"))
+            if call.scope["query_string"] and any(
+                "\x00" in value for value in call.request.query_params.values()
+            ):
                 raise OciError("UNSUPPORTED", "query parameters must not contain NUL characters", 400)
-            handler, values = self._route(request)
+            handler, values = self._route(call.method, call.scope["path"])
+            call.values = values
             if "name" in values:
-                parse_repository_name(values["name"])
-            response = await handler(Call(request, self.services, values))
+                call.name = self._repository_name(values["name"])
+            return await handler(call)
         except OciError as error:
-            response = error_response(error, head=head)
+            return error_response(error, head=head)
         except errors.MoorageError as error:
-            response = error_response(from_domain(error), head=head)
+            return error_response(from_domain(error), head=head)
         except ClientDisconnect:
-            return Response(b"", 400)
+            return Reply(400)
         except Exception:
-            log.exception("distribution.unexpected_error", path=request.url.path)
-            response = error_response(
+            log.exception("distribution.unexpected_error", path=call.scope["path"])
+            return error_response(
                 OciError("UNKNOWN", "an internal error occurred; see the server log", 500),
                 head=head,
             )
-        if response.status_code >= 400:
-            log.info("distribution.refused", method=request.method, path=request.url.path,
-                     status=response.status_code)
-        response.headers.update(API_VERSION_HEADER)
-        metrics.REQUESTS.labels("oci", f"{response.status_code // 100}xx").inc()
-        return response
 
-    def _route(self, request: Request) -> tuple[Handler, dict[str, str]]:
-        path = request.url.path
+    def _repository_name(self, name: str) -> str:
+        """``name`` once validated (valid names are remembered: clients repeat them)."""
+        if name not in self._valid_names:
+            parse_repository_name(name)
+            if len(self._valid_names) >= _CACHE_LIMIT:
+                self._valid_names.clear()
+            self._valid_names.add(name)
+        return name
+
+    @staticmethod
+    def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
         if not path.startswith("/v2"):
             raise OciError("NAME_UNKNOWN", "not found", 404)
         rest = path[3:].lstrip("/")
@@ -434,8 +529,8 @@ class DistributionApp:
             match = pattern.fullmatch(rest)
             if match is None:
                 continue
-            handler = methods.get(request.method)
+            handler = methods.get(method)
             if handler is None:
-                raise OciError("UNSUPPORTED", f"{request.method} is not supported here", 405)
+                raise OciError("UNSUPPORTED", f"{method} is not supported here", 405)
             return handler, match.groupdict()
         raise OciError("NAME_UNKNOWN", f"no such endpoint: {path[:200]}", 404)

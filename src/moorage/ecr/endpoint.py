@@ -143,8 +143,10 @@ def _headers(request_id: str) -> dict[str, str]:
 
 
 def _drop_none(value: Any) -> Any:
+    """``value`` without the None members of its dicts, at any depth (absent in the output)."""
     if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+        return {k: (_drop_none(v) if isinstance(v, (dict, list)) else v)
+                for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_drop_none(v) for v in value]
+        return [_drop_none(v) if isinstance(v, (dict, list)) else v for v in value]
     return value

@@ -12,9 +12,25 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, select, update
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    String,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from moorage import errors
 from moorage.images.digests import is_digest, parse_digest
@@ -32,6 +48,16 @@ from moorage.storage.metadata.schema import (
 
 PULL_TIME_RESOLUTION_SECONDS = 1.0
 
+# Longest list bound into one ``IN (...)``: far below SQLite's and PostgreSQL's limits.
+_IN_LIST_CHUNK = 500
+
+_IMAGES = Image.__table__
+_TAGS = Tag.__table__
+_REFERENCES = ImageReference.__table__
+_REPOSITORIES = Repository.__table__
+_BLOBS = Blob.__table__
+_REPOSITORY_BLOBS = RepositoryBlob.__table__
+
 _MANIFEST_COLUMNS = select(
     Image.id, Image.digest, Image.media_type, Image.content, Image.last_pulled_at
 ).join(Repository, Repository.id == Image.repository_id).where(
@@ -39,6 +65,136 @@ _MANIFEST_COLUMNS = select(
 _MANIFEST_BY_DIGEST = _MANIFEST_COLUMNS.where(Image.digest == bindparam("reference"))
 _MANIFEST_BY_TAG = _MANIFEST_COLUMNS.join(Tag, Tag.image_id == Image.id).where(
     Tag.name == bindparam("reference"))
+
+# -- prepared statements of the write paths (built once; executed on a bare connection) ------
+
+# Manifest PUT / PutImage, first read: the repository row (locked on PostgreSQL), the image
+# that already has the manifest's digest, the image the tag names now and the image count
+# (images-per-repository quota), in one round trip.
+_PUT_STATE = select(
+    _REPOSITORIES.c.id,
+    _REPOSITORIES.c.name,
+    _REPOSITORIES.c.registry_id,
+    _REPOSITORIES.c.image_tag_mutability,
+    _REPOSITORIES.c.image_tag_mutability_exclusion_filters,
+    select(_IMAGES.c.id).where(
+        _IMAGES.c.repository_id == _REPOSITORIES.c.id, _IMAGES.c.digest == bindparam("digest")
+    ).scalar_subquery().label("image_id"),
+    select(_TAGS.c.image_id).where(
+        _TAGS.c.repository_id == _REPOSITORIES.c.id, _TAGS.c.name == bindparam("tag")
+    ).scalar_subquery().label("tagged_image_id"),
+    select(func.count()).select_from(_IMAGES).where(
+        _IMAGES.c.repository_id == _REPOSITORIES.c.id
+    ).scalar_subquery().label("image_count"),
+).where(
+    _REPOSITORIES.c.registry_id == bindparam("registry_id"),
+    _REPOSITORIES.c.name == bindparam("name"),
+)
+_PUT_STATE_FOR_UPDATE = _PUT_STATE.with_for_update(of=_REPOSITORIES)
+
+# What a new manifest references and the repository holds: blobs with their sizes, child
+# manifests with their image sizes.
+_REFERENCED = union_all(
+    select(literal_column("'blob'").label("kind"), _BLOBS.c.digest, _BLOBS.c.size_bytes)
+    .select_from(_BLOBS.join(_REPOSITORY_BLOBS, _REPOSITORY_BLOBS.c.digest == _BLOBS.c.digest))
+    .where(
+        _REPOSITORY_BLOBS.c.repository_id == bindparam("repository_id"),
+        _BLOBS.c.digest.in_(bindparam("blobs", expanding=True)),
+    ),
+    select(literal_column("'manifest'"), _IMAGES.c.digest, _IMAGES.c.image_size_bytes).where(
+        _IMAGES.c.repository_id == bindparam("repository_id"),
+        _IMAGES.c.digest.in_(bindparam("manifests", expanding=True)),
+    ),
+)
+_INSERT_IMAGE = insert(_IMAGES)
+_INSERT_REFERENCE = insert(_REFERENCES)
+_INSERT_TAG = insert(_TAGS)
+_MOVE_TAG = (
+    update(_TAGS)
+    .where(_TAGS.c.repository_id == bindparam("b_repository_id"),
+           _TAGS.c.name == bindparam("b_name"))
+    .values(image_id=bindparam("b_image_id"), updated_at=bindparam("b_updated_at"))
+)
+_RECORD_PULLS = (
+    update(_IMAGES)
+    .where(_IMAGES.c.id.in_(bindparam("image_ids", expanding=True)))
+    .values(last_pulled_at=bindparam("pulled_at"))
+)
+
+# -- BatchDeleteImage: the rows a batch can touch, loaded set-wise ---------------------------
+
+_TAGS_OF_IMAGES = select(_TAGS.c.image_id, _TAGS.c.name).where(
+    _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
+# Indexes (of any repository: the caller keeps its own) listing the digests as children. No
+# condition on ``images`` but its primary key, so the plan starts from the references' digest
+# index (filtering images by repository first makes SQLite probe every image of it).
+_PARENTS_OF = (
+    select(_REFERENCES.c.digest, _IMAGES.c.id, _IMAGES.c.digest.label("parent_digest"),
+           _IMAGES.c.repository_id)
+    .select_from(_REFERENCES.join(_IMAGES, _IMAGES.c.id == _REFERENCES.c.image_id))
+    .where(
+        _REFERENCES.c.kind == "manifest",
+        _REFERENCES.c.digest.in_(bindparam("digests", expanding=True)),
+    )
+    .order_by(_IMAGES.c.id)
+)
+_REFERRERS_OF = (
+    select(_IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.subject_digest)
+    .where(
+        _IMAGES.c.repository_id == bindparam("repository_id"),
+        _IMAGES.c.subject_digest.in_(bindparam("digests", expanding=True)),
+    )
+    .order_by(_IMAGES.c.id)
+)
+_DELETE_TAGS = delete(_TAGS).where(
+    _TAGS.c.repository_id == bindparam("repository_id"),
+    _TAGS.c.name.in_(bindparam("names", expanding=True)),
+)
+# An image's tags and references would go with it (ON DELETE CASCADE); deleting them first,
+# set-wise, is cheaper on SQLite than its row-by-row cascade.
+_DELETE_TAGS_OF_IMAGES = delete(_TAGS).where(
+    _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
+_DELETE_REFERENCES_OF_IMAGES = delete(_REFERENCES).where(
+    _REFERENCES.c.image_id.in_(bindparam("image_ids", expanding=True)))
+_DELETE_IMAGES = delete(_IMAGES).where(_IMAGES.c.id.in_(bindparam("image_ids", expanding=True)))
+
+
+def lookup_statement(*columns: Any) -> Any:
+    """A statement finding images of a repository by digest and by tag in one round trip.
+
+    Each row is ``(*columns, tag)``: ``tag`` is None for a row found by digest, the tag
+    name for a row found by tag. Parameters: ``repository_id``, ``digests`` and ``tags``
+    (lists, may be empty). ``columns`` are columns of the ``images`` table and start with
+    ``images.id, images.digest``.
+    """
+    by_digest = select(*columns, cast(null(), String).label("tag")).where(
+        _IMAGES.c.repository_id == bindparam("repository_id"),
+        _IMAGES.c.digest.in_(bindparam("digests", expanding=True)),
+    )
+    by_tag = (
+        select(*columns, _TAGS.c.name)
+        .select_from(_TAGS.join(_IMAGES, _IMAGES.c.id == _TAGS.c.image_id))
+        .where(
+            _TAGS.c.repository_id == bindparam("repository_id"),
+            _TAGS.c.name.in_(bindparam("tags", expanding=True)),
+        )
+    )
+    return union_all(by_digest, by_tag)
+
+
+_MANIFESTS_OF_IDS = lookup_statement(
+    _IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.media_type, _IMAGES.c.content,
+    _IMAGES.c.last_pulled_at)
+_REFERRER = _IMAGES.alias("referrer")
+# BatchDeleteImage's first read: the named images, and whether an index (of any repository)
+# lists each and whether it has referrers, so the queries for those run only when needed.
+_IMAGES_OF_IDS = lookup_statement(
+    _IMAGES.c.id, _IMAGES.c.digest,
+    exists().where(_REFERENCES.c.kind == "manifest",
+                   _REFERENCES.c.digest == _IMAGES.c.digest).label("listed"),
+    exists().where(_REFERRER.c.repository_id == _IMAGES.c.repository_id,
+                   _REFERRER.c.subject_digest == _IMAGES.c.digest).label("referred"),
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +269,8 @@ class ImageService:
                 )
         for attempt in range(3):
             try:
-                with self.context.database.transaction() as session:
-                    self._put(session, repository_name, manifest, content, tag, reject_existing)
+                with self.context.database.write_connection() as connection:
+                    self._put(connection, repository_name, manifest, content, tag, reject_existing)
                 return manifest
             except IntegrityError:
                 # A concurrent writer inserted the same digest or tag first, or a collector
@@ -126,122 +282,105 @@ class ImageService:
         raise AssertionError("unreachable")
 
     def _put(
-        self, session: Session, repository_name: str, manifest: Manifest, content: bytes,
+        self, connection: Connection, repository_name: str, manifest: Manifest, content: bytes,
         tag: str | None, reject_existing: bool,
     ) -> None:
-        repository = self.context.repository(session, repository_name, for_update=True)
-        image = session.scalars(
-            select(Image).where(
-                Image.repository_id == repository.id, Image.digest == manifest.digest
-            )
-        ).one_or_none()
-        if image is not None and reject_existing:
-            current = session.get(Tag, (repository.id, tag)) if tag is not None else None
-            if tag is None or (current is not None and current.image_id == image.id):
+        statement = _PUT_STATE if self.context.database.is_sqlite else _PUT_STATE_FOR_UPDATE
+        state = connection.execute(statement, {
+            "registry_id": self.context.registry_id, "name": repository_name,
+            "digest": manifest.digest, "tag": tag}).first()
+        if state is None:
+            raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
+        image_id = state.image_id
+        if image_id is not None and reject_existing:
+            if tag is None or state.tagged_image_id == image_id:
                 raise errors.ImageAlreadyExists(
                     f"Image with digest '{manifest.digest}' and tag '{tag}' already exists in the "
-                    f"repository with name '{repository.name}' in registry with id "
-                    f"'{repository.registry_id}'"
+                    f"repository with name '{state.name}' in registry with id "
+                    f"'{state.registry_id}'"
                 )
-        if image is None:
-            count = session.scalar(select(func.count()).select_from(Image).where(
-                Image.repository_id == repository.id)) or 0
-            if count >= self.context.max_images_per_repository:
+        now = self.context.clock.now()
+        if image_id is None:
+            if state.image_count >= self.context.max_images_per_repository:
                 raise errors.LimitExceeded(
                     f"The maximum number of images ({self.context.max_images_per_repository}) in "
-                    f"the repository '{repository.name}' has been reached")
-            image_size = self._check_references(session, repository, manifest)
+                    f"the repository '{state.name}' has been reached")
+            image_size = self._check_references(connection, state.id, manifest)
             config_media_type = manifest.config.media_type if manifest.config else None
-            image = Image(
-                repository_id=repository.id,
-                digest=manifest.digest,
-                media_type=manifest.media_type,
-                artifact_type=manifest.effective_artifact_type,
-                config_media_type=config_media_type,
-                subject_digest=manifest.subject.digest if manifest.subject else None,
-                annotations=manifest.annotations,
-                content=content,
-                manifest_size_bytes=len(content),
-                image_size_bytes=image_size,
-                pushed_at=self.context.clock.now(),
-            )
-            session.add(image)
-            session.flush()
+            image_id = connection.execute(_INSERT_IMAGE, {
+                "repository_id": state.id,
+                "digest": manifest.digest,
+                "media_type": manifest.media_type,
+                "artifact_type": manifest.effective_artifact_type,
+                "config_media_type": config_media_type,
+                "subject_digest": manifest.subject.digest if manifest.subject else None,
+                "annotations": manifest.annotations,
+                "content": content,
+                "manifest_size_bytes": len(content),
+                "image_size_bytes": image_size,
+                "pushed_at": now,
+                "last_pulled_at": None,
+            }).inserted_primary_key[0]
             references: dict[tuple[str, str], str] = {}
             for descriptor in manifest.blob_references:
                 references.setdefault((descriptor.digest, "blob"), descriptor.media_type)
             for descriptor in manifest.manifests:
                 references.setdefault((descriptor.digest, "manifest"), descriptor.media_type)
-            session.add_all(
-                ImageReference(image_id=image.id, digest=digest, kind=kind, media_type=media_type,
-                               blob_digest=digest if kind == "blob" else None)
-                for (digest, kind), media_type in references.items()
-            )
-            session.flush()
-        if tag is not None:
-            self._point_tag(session, repository, tag, image)
+            if references:
+                connection.execute(_INSERT_REFERENCE, [
+                    {"image_id": image_id, "digest": digest, "kind": kind,
+                     "media_type": media_type, "blob_digest": digest if kind == "blob" else None}
+                    for (digest, kind), media_type in references.items()
+                ])
+        if tag is None:
+            return
+        current = state.tagged_image_id
+        if current is None:
+            connection.execute(_INSERT_TAG, {
+                "repository_id": state.id, "name": tag, "image_id": image_id, "updated_at": now})
+        elif current != image_id:
+            if is_immutable(state, tag):
+                raise errors.ImageTagAlreadyExists(tag, state.name)
+            connection.execute(_MOVE_TAG, {
+                "b_repository_id": state.id, "b_name": tag, "b_image_id": image_id,
+                "b_updated_at": now})
 
-    def _check_references(self, session: Session, repository: Repository, manifest: Manifest) -> int:
-        """Check every referenced blob and child manifest is in the repository.
+    def _check_references(self, connection: Connection, repository_id: int, manifest: Manifest) -> int:
+        """Check every referenced blob and child manifest is in the repository (one query).
 
         Returns:
             the image size in bytes (DescribeImages ``imageSizeInBytes``, ecr-api.md §3.5): the
             sum of the layer sizes for an image manifest (the config is not counted); for an
             index, the largest child's image size.
+
+        Raises:
+            InvalidManifest: a blob descriptor's size differs from the stored blob's.
+            ManifestReferencesMissing: blobs or child manifests absent from the repository.
         """
         wanted = {d.digest: d.size for d in manifest.blob_references}
-        missing_blobs: list[str] = []
-        if wanted:
-            found = dict(
-                session.execute(
-                    select(Blob.digest, Blob.size_bytes)
-                    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-                    .where(
-                        RepositoryBlob.repository_id == repository.id,
-                        Blob.digest.in_(list(wanted)),
-                    )
-                ).all()
-            )
-            for digest, size in wanted.items():
-                if digest not in found:
-                    missing_blobs.append(digest)
-                elif found[digest] != size:
-                    raise errors.InvalidManifest(
-                        f"descriptor of {digest} says {size} bytes but the blob has "
-                        f"{found[digest]} bytes"
-                    )
         children = {d.digest for d in manifest.manifests}
-        missing_manifests: list[str] = []
-        child_sizes: list[int] = []
-        if children:
-            rows = dict(
-                session.execute(
-                    select(Image.digest, Image.image_size_bytes).where(
-                        Image.repository_id == repository.id, Image.digest.in_(list(children))
-                    )
-                ).all()
-            )
-            missing_manifests = sorted(children - set(rows))
-            child_sizes = list(rows.values())
+        found_blobs: dict[str, int] = {}
+        found_children: dict[str, int] = {}
+        if wanted or children:
+            for kind, digest, size in connection.execute(_REFERENCED, {
+                    "repository_id": repository_id, "blobs": list(wanted),
+                    "manifests": list(children)}):
+                (found_blobs if kind == "blob" else found_children)[digest] = size
+        missing_blobs: list[str] = []
+        for digest, size in wanted.items():
+            if digest not in found_blobs:
+                missing_blobs.append(digest)
+            elif found_blobs[digest] != size:
+                raise errors.InvalidManifest(
+                    f"descriptor of {digest} says {size} bytes but the blob has "
+                    f"{found_blobs[digest]} bytes"
+                )
+        missing_manifests = sorted(children - set(found_children))
         if missing_blobs or missing_manifests:
             raise errors.ManifestReferencesMissing(missing_blobs, missing_manifests)
         if manifest.is_index:
-            return max(child_sizes, default=0)
+            return max(found_children.values(), default=0)
         return sum(d.size for d in manifest.layers)
-
-    def _point_tag(self, session: Session, repository: Repository, tag: str, image: Image) -> None:
-        now = self.context.clock.now()
-        current = session.get(Tag, (repository.id, tag))
-        if current is None:
-            session.add(Tag(repository_id=repository.id, name=tag, image_id=image.id, updated_at=now))
-            session.flush()
-            return
-        if current.image_id == image.id:
-            return
-        if is_immutable(repository, tag):
-            raise errors.ImageTagAlreadyExists(tag, repository.name)
-        current.image_id = image.id
-        current.updated_at = now
 
     # -- read -------------------------------------------------------------------------------
 
@@ -267,9 +406,9 @@ class ImageService:
             row = connection.execute(statement, {
                 "registry_id": self.context.registry_id, "name": repository_name,
                 "reference": reference}).first()
+            if row is None:
+                self.context.repository_id(connection, repository_name)  # RepositoryNotFound
         if row is None:
-            with self.context.database.read() as session:
-                self.context.repository(session, repository_name)
             raise errors.ImageNotFound(
                 f"manifest '{reference}' is unknown to repository '{repository_name}'")
         stored = StoredManifest(row.digest, row.media_type, row.content, row.id, row.last_pulled_at)
@@ -292,6 +431,9 @@ class ImageService:
     ) -> list[StoredManifest | errors.MoorageError]:
         """Each of ``image_ids`` resolved independently (BatchGetImage); counts as a pull.
 
+        Looks every id up in one query (by digest and by tag together), then applies
+        :func:`resolve_image_ids`'s rules to each.
+
         Returns:
             per id, in order, the stored manifest or the domain error that prevented it
             (MissingDigestAndTag, InvalidDigest, InvalidTag, ImageNotFound, TagDigestMismatch).
@@ -299,34 +441,31 @@ class ImageService:
         Raises:
             RepositoryNotFound.
         """
-        stored, pulled = self._get_many(repository_name, image_ids)
-        self._record_pulls(pulled)
-        return stored
-
-    def _get_many(
-        self, repository_name: str, image_ids: list[ImageId]
-    ) -> tuple[list[StoredManifest | errors.MoorageError], list[tuple[int, float | None]]]:
+        with self.context.database.read_connection() as connection:
+            repository_id = self.context.repository_id(connection, repository_name)
+            rows = resolve_image_ids(
+                connection, _MANIFESTS_OF_IDS, repository_id, repository_name,
+                self.context.registry_id, image_ids)
         results: list[StoredManifest | errors.MoorageError] = []
-        pulled: list[tuple[int, float | None]] = []
-        with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            for image_id in image_ids:
-                try:
-                    image = resolve(session, repository, image_id)
-                except errors.MoorageError as error:
-                    results.append(error)
-                    continue
-                results.append(StoredManifest(image.digest, image.media_type, image.content))
-                pulled.append((image.id, image.last_pulled_at))
-        return results, pulled
+        pulled: dict[int, float | None] = {}
+        for row in rows:
+            if isinstance(row, errors.MoorageError):
+                results.append(row)
+                continue
+            image_id, digest, media_type, content, last_pulled_at = row[:5]
+            results.append(StoredManifest(digest, media_type, content))
+            pulled[image_id] = last_pulled_at
+        self._record_pulls(list(pulled.items()))
+        return results
 
     def _record_pulls(self, pulled: list[tuple[int, float | None]]) -> None:
         now = self.context.clock.now()
         stale = [image_id for image_id, last in pulled
                  if last is None or now - last >= PULL_TIME_RESOLUTION_SECONDS]
         if stale:
-            with self.context.database.transaction() as session:
-                session.execute(update(Image).where(Image.id.in_(stale)).values(last_pulled_at=now))
+            with self.context.database.write_connection() as connection:
+                for chunk in _chunks(stale):
+                    connection.execute(_RECORD_PULLS, {"image_ids": chunk, "pulled_at": now})
 
     # -- delete -----------------------------------------------------------------------------
 
@@ -354,77 +493,301 @@ class ImageService:
             MissingDigestAndTag, InvalidDigest, InvalidTag, RepositoryNotFound, ImageNotFound,
             TagDigestMismatch, ImageReferencedByIndex.
         """
-        with self.context.database.transaction() as session:
-            repository = self.context.repository(session, repository_name, for_update=True)
-            return self._delete(session, repository, image_id)
+        removed, failures = self.delete_many(repository_name, [image_id])
+        if failures:
+            raise failures[0][1]
+        return removed
 
     def delete_many(
         self, repository_name: str, image_ids: list[ImageId]
     ) -> tuple[list[tuple[str, str | None]], list[tuple[int, errors.MoorageError]]]:
         """Delete each of ``image_ids`` independently, in order (BatchDeleteImage).
 
+        Each item sees what the items before it removed (a second tag of an image is then its
+        last, an image already removed is ``ImageNotFound``), and an item that fails removes
+        nothing. The work is set-based: the rows the batch can touch (the named images, their
+        tags, the indexes that list them, their referrers, recursively) are read with a few
+        queries, the items are played in memory in order, and what they remove is deleted
+        with one ``DELETE`` of tags and one of images, all in one transaction.
+
         Returns:
             (removed ``(digest, tag)`` pairs, per-item failures as (index in ``image_ids``,
-            domain error)).
+            domain error: MissingDigestAndTag, InvalidDigest, InvalidTag, ImageNotFound,
+            TagDigestMismatch, ImageReferencedByIndex)).
 
         Raises:
             RepositoryNotFound: the whole call fails only for a missing repository.
         """
         removed: list[tuple[str, str | None]] = []
         failures: list[tuple[int, errors.MoorageError]] = []
-        # One transaction for the batch, a savepoint per item: an item that fails leaves no
-        # trace and does not stop the others.
-        with self.context.database.transaction() as session:
-            repository = self.context.repository(session, repository_name, for_update=True)
+        with self.context.database.write_connection() as connection:
+            repository_id = self.context.repository_id(connection, repository_name, for_update=True)
+            plan = _DeletionPlan(connection, repository_id, repository_name,
+                                 self.context.registry_id)
+            plan.load(image_ids)
             for index, image_id in enumerate(image_ids):
                 try:
-                    with session.begin_nested():
-                        removed += self._delete(session, repository, image_id)
+                    removed += plan.delete(image_id)
                 except errors.MoorageError as error:
                     failures.append((index, error))
+            plan.apply()
         return removed, failures
 
-    def _delete(self, session: Session, repository: Repository, image_id: ImageId) -> list[tuple[str, str | None]]:
-        image = resolve(session, repository, image_id)
-        if image_id.digest is None:
-            assert image_id.tag is not None
-            tag_count = session.scalar(
-                select(func.count()).select_from(Tag).where(Tag.image_id == image.id)
-            )
-            if tag_count and tag_count > 1:
-                session.execute(
-                    delete(Tag).where(Tag.repository_id == repository.id, Tag.name == image_id.tag)
-                )
-                return [(image.digest, image_id.tag)]
-        return self._delete_image(session, repository, image)
 
-    def _delete_image(self, session: Session, repository: Repository, image: Image) -> list[tuple[str, str | None]]:
-        parents = session.scalars(
-            select(Image.digest)
-            .join(ImageReference, ImageReference.image_id == Image.id)
-            .where(
-                Image.repository_id == repository.id,
-                ImageReference.kind == "manifest",
-                ImageReference.digest == image.digest,
-            )
-        ).all()
+class _DeletionPlan:
+    """BatchDeleteImage worked out in memory over the rows it can touch, then applied.
+
+    ``load`` reads the named images, then (repeatedly, for referrers of referrers) their tags,
+    the indexes that list them and their referrers. ``delete`` plays one item with exactly the
+    rules of a sequential delete (the state left by the items before it; an item that fails
+    leaves no trace). ``apply`` deletes what the successful items removed.
+    """
+
+    def __init__(self, connection: Connection, repository_id: int, repository_name: str,
+                 registry_id: str) -> None:
+        self.connection = connection
+        self.repository_id = repository_id
+        self.repository_name = repository_name
+        self.registry_id = registry_id
+        self.digest_of: dict[int, str] = {}
+        self.image_with_digest: dict[str, int] = {}
+        self.image_with_tag: dict[str, int] = {}
+        self.tags_of: dict[int, list[str]] = {}
+        self.parents_of: dict[str, list[tuple[int, str]]] = {}
+        self.referrers_of: dict[str, list[int]] = {}
+        self.deleted_images: set[int] = set()
+        self.deleted_tags: set[str] = set()
+        # What the item being played removed so far (undone when it fails).
+        self._item_images: list[int] = []
+        self._item_tags: list[str] = []
+
+    def load(self, image_ids: Sequence[ImageId]) -> None:
+        """Read every row the items can touch."""
+        digests = {i.digest for i in image_ids if i.digest is not None and _valid(i)}
+        tags = {i.tag for i in image_ids if i.tag is not None and _valid(i)}
+        if not digests and not tags:
+            return
+        pending: list[int] = []
+        # Digests whose listing indexes / referrers must be read (all of them for referrers
+        # found on the way, whose flags were not read).
+        listed: list[str] = []
+        referred: list[str] = []
+        for statement in _lookups(_IMAGES_OF_IDS, digests, tags, self.repository_id):
+            for image_id, digest, is_listed, is_referred, tag in self.connection.execute(*statement):
+                if image_id not in self.digest_of:
+                    self.digest_of[image_id] = digest
+                    pending.append(image_id)
+                    if is_listed:
+                        listed.append(digest)
+                    if is_referred:
+                        referred.append(digest)
+                if tag is None:
+                    self.image_with_digest[digest] = image_id
+        while pending:
+            for chunk in _chunks(pending):
+                for image_id, name in self.connection.execute(_TAGS_OF_IMAGES, {"image_ids": chunk}):
+                    self.tags_of.setdefault(image_id, []).append(name)
+                    self.image_with_tag[name] = image_id
+            for chunk in _chunks(listed):
+                for child, parent_id, parent_digest, repository_id in self.connection.execute(
+                        _PARENTS_OF, {"digests": chunk}):
+                    if repository_id == self.repository_id:
+                        self.parents_of.setdefault(child, []).append((parent_id, parent_digest))
+            new: list[int] = []
+            for chunk in _chunks(referred):
+                for image_id, digest, subject in self.connection.execute(
+                        _REFERRERS_OF, {"repository_id": self.repository_id, "digests": chunk}):
+                    self.referrers_of.setdefault(subject, []).append(image_id)
+                    if image_id not in self.digest_of:
+                        self.digest_of[image_id] = digest
+                        self.image_with_digest[digest] = image_id
+                        new.append(image_id)
+            pending = new
+            listed = referred = [self.digest_of[i] for i in new]
+
+    def delete(self, image_id: ImageId) -> list[tuple[str, str | None]]:
+        """Play one item: what it removes, as ``(digest, tag or None)`` pairs.
+
+        Raises:
+            MissingDigestAndTag, InvalidDigest, InvalidTag, ImageNotFound, TagDigestMismatch,
+            ImageReferencedByIndex (nothing of the item is then removed).
+        """
+        self._item_images, self._item_tags = [], []
+        try:
+            found = _resolve(image_id, self._image_with_digest, self._image_with_tag,
+                             self.repository_name, self.registry_id)
+            if image_id.digest is None:
+                assert image_id.tag is not None
+                if len(self._tags(found)) > 1:
+                    self._item_tags.append(image_id.tag)
+                    self.deleted_tags.add(image_id.tag)
+                    return [(self.digest_of[found], image_id.tag)]
+            return self._delete_image(found)
+        except errors.MoorageError:
+            self.deleted_images.difference_update(self._item_images)
+            self.deleted_tags.difference_update(self._item_tags)
+            raise
+
+    def apply(self) -> None:
+        """Delete what the successful items removed: tags whose image stays, then images."""
+        tags = [t for t in self.deleted_tags if self.image_with_tag[t] not in self.deleted_images]
+        for chunk in _chunks(sorted(tags)):
+            self.connection.execute(_DELETE_TAGS, {"repository_id": self.repository_id,
+                                                   "names": chunk})
+        for chunk in _chunks(sorted(self.deleted_images)):
+            for statement in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES,
+                              _DELETE_IMAGES):
+                self.connection.execute(statement, {"image_ids": chunk})
+
+    def _image_with_digest(self, digest: str) -> int | None:
+        found = self.image_with_digest.get(digest)
+        return None if found is None or found in self.deleted_images else found
+
+    def _image_with_tag(self, tag: str) -> int | None:
+        found = self.image_with_tag.get(tag)
+        if found is None or tag in self.deleted_tags or found in self.deleted_images:
+            return None
+        return found
+
+    def _tags(self, image_id: int) -> list[str]:
+        return [t for t in self.tags_of.get(image_id, ()) if t not in self.deleted_tags]
+
+    def _delete_image(self, image_id: int) -> list[tuple[str, str | None]]:
+        digest = self.digest_of[image_id]
+        parents = [parent_digest for parent_id, parent_digest in self.parents_of.get(digest, ())
+                   if parent_id not in self.deleted_images]
         if parents:
             raise errors.ImageReferencedByIndex(
-                f"Requested image {image.digest} is referenced by a manifest list: "
-                + ", ".join(parents)
+                f"Requested image {digest} is referenced by a manifest list: " + ", ".join(parents)
             )
-        tags = sorted(session.scalars(select(Tag.name).where(Tag.image_id == image.id)))
-        removed: list[tuple[str, str | None]] = [(image.digest, t) for t in tags] or [(image.digest, None)]
-        # Its tags and references go with it (ON DELETE CASCADE).
-        session.execute(delete(Image).where(Image.id == image.id))
-        referrers = session.scalars(
-            select(Image).where(
-                Image.repository_id == repository.id, Image.subject_digest == image.digest
-            )
-        ).all()
-        for referrer in referrers:
-            removed += self._delete_image(session, repository, referrer)
+        tags = sorted(self._tags(image_id))
+        removed: list[tuple[str, str | None]] = [(digest, t) for t in tags] or [(digest, None)]
+        self._item_images.append(image_id)
+        self.deleted_images.add(image_id)
+        for referrer in self.referrers_of.get(digest, ()):
+            if referrer not in self.deleted_images:
+                removed += self._delete_image(referrer)
         return removed
+
+
+def _valid(image_id: ImageId) -> bool:
+    return _check(image_id) is None
+
+
+def _check(image_id: ImageId) -> errors.MoorageError | None:
+    """The error that makes ``image_id`` unusable before any lookup, or None."""
+    if image_id.digest is None and image_id.tag is None:
+        return errors.MissingDigestAndTag(
+            "Invalid request parameters: both tag and digest cannot be null")
+    try:
+        if image_id.digest is not None:
+            parse_digest(image_id.digest)
+        if image_id.tag is not None:
+            parse_tag(image_id.tag)
+    except errors.MoorageError as error:
+        return error
+    return None
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
+    values = list(values)
+    for start in range(0, len(values), _IN_LIST_CHUNK):
+        yield values[start:start + _IN_LIST_CHUNK]
+
+
+def _lookups(statement: Any, digests: set[str], tags: set[str],
+             repository_id: int) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(statement, parameters) pairs looking up ``digests`` and ``tags`` — one pair unless the
+    lists are long."""
+    digest_list, tag_list = sorted(digests), sorted(tags)
+    for start in range(0, max(len(digest_list), len(tag_list)), _IN_LIST_CHUNK):
+        yield statement, {"repository_id": repository_id,
+                          "digests": digest_list[start:start + _IN_LIST_CHUNK],
+                          "tags": tag_list[start:start + _IN_LIST_CHUNK]}
+
+
+def _resolve(
+    image_id: ImageId,
+    image_with_digest: Callable[[str], Any],
+    image_with_tag: Callable[[str], Any],
+    repository_name: str,
+    registry_id: str,
+) -> Any:
+    """ECR's rules for one image id, given how to find an image by digest and by tag (each
+    returns the image's id, or None).
+
+    Raises:
+        MissingDigestAndTag, InvalidDigest, InvalidTag, ImageNotFound, TagDigestMismatch.
+    """
+    error = _check(image_id)
+    if error is not None:
+        raise error
+    image = image_with_digest(image_id.digest) if image_id.digest is not None else None
+    if image_id.tag is not None:
+        tagged = image_with_tag(image_id.tag)
+        if image is not None and tagged is not None and tagged != image:
+            raise errors.TagDigestMismatch(
+                f"Invalid request parameters: image tag '{image_id.tag}' does not point to "
+                f"digest '{image_id.digest}'"
+            )
+        if image_id.digest is None or (image is not None and tagged is None):
+            image = tagged if image_id.digest is None else None
+    if image is None:
+        raise errors.ImageNotFound(
+            f"The image with imageId {image_id.describe()} does not exist within the repository "
+            f"with name '{repository_name}' in the registry with id '{registry_id}'"
+        )
+    return image
+
+
+def resolve_image_ids(
+    connection: Connection, statement: Any, repository_id: int, repository_name: str,
+    registry_id: str, image_ids: Sequence[ImageId],
+) -> list[Row[Any] | errors.MoorageError]:
+    """Resolve ECR image ids of one repository with one lookup query.
+
+    Args:
+        statement: a :func:`lookup_statement` (its columns are those of the returned rows).
+        image_ids: the ids, each a digest, a tag or both.
+
+    Returns:
+        per id, in order, the image's row or the domain error for it: MissingDigestAndTag
+        (neither digest nor tag), InvalidDigest / InvalidTag (malformed), ImageNotFound
+        (nothing matches, or a tag given with a digest names no image), TagDigestMismatch
+        (both given and the tag names another image).
+    """
+    digests = {i.digest for i in image_ids if i.digest is not None and _valid(i)}
+    tags = {i.tag for i in image_ids if i.tag is not None and _valid(i)}
+    by_digest: dict[str, Row[Any]] = {}
+    by_tag: dict[str, Row[Any]] = {}
+    if digests or tags:
+        for lookup in _lookups(statement, digests, tags, repository_id):
+            for row in connection.execute(*lookup):
+                tag = row[-1]
+                if tag is None:
+                    by_digest[row[1]] = row
+                else:
+                    by_tag[tag] = row
+    rows_by_id = {row[0]: row for row in (*by_digest.values(), *by_tag.values())}
+
+    def image_with_digest(digest: str) -> int | None:
+        row = by_digest.get(digest)
+        return None if row is None else row[0]
+
+    def image_with_tag(tag: str) -> int | None:
+        row = by_tag.get(tag)
+        return None if row is None else row[0]
+
+    results: list[Row[Any] | errors.MoorageError] = []
+    for image_id in image_ids:
+        try:
+            found = _resolve(image_id, image_with_digest, image_with_tag, repository_name,
+                             registry_id)
+        except errors.MoorageError as error:
+            results.append(error)
+            continue
+        results.append(rows_by_id[found])
+    return results
 
 
 @dataclass(frozen=True)
@@ -441,49 +804,11 @@ class ImageId:
         return f"{{imageDigest:{digest}, imageTag:{tag}}}"
 
 
-def resolve(session: Session, repository: Repository, image_id: ImageId) -> Image:
-    """The image ``image_id`` names in ``repository``.
-
-    Raises:
-        MissingDigestAndTag: neither digest nor tag.
-        InvalidDigest / InvalidTag: malformed.
-        ImageNotFound: nothing matches.
-        TagDigestMismatch: both given, and the tag names another image.
-    """
-    if image_id.digest is None and image_id.tag is None:
-        raise errors.MissingDigestAndTag("Invalid request parameters: both tag and digest cannot be null")
-    if image_id.digest is not None:
-        parse_digest(image_id.digest)
-    if image_id.tag is not None:
-        parse_tag(image_id.tag)
-    image = None
-    if image_id.digest is not None:
-        image = session.scalars(
-            select(Image).where(Image.repository_id == repository.id, Image.digest == image_id.digest)
-        ).one_or_none()
-    if image_id.tag is not None:
-        tagged = session.scalars(
-            select(Image)
-            .join(Tag, Tag.image_id == Image.id)
-            .where(Tag.repository_id == repository.id, Tag.name == image_id.tag)
-        ).one_or_none()
-        if image is not None and tagged is not None and tagged.id != image.id:
-            raise errors.TagDigestMismatch(
-                f"Invalid request parameters: image tag '{image_id.tag}' does not point to "
-                f"digest '{image_id.digest}'"
-            )
-        if image_id.digest is None or (image is not None and tagged is None):
-            image = tagged if image_id.digest is None else None
-    if image is None:
-        raise errors.ImageNotFound(
-            f"The image with imageId {image_id.describe()} does not exist within the repository "
-            f"with name '{repository.name}' in the registry with id '{repository.registry_id}'"
-        )
-    return image
-
-
-def is_immutable(repository: Repository, tag: str) -> bool:
+def is_immutable(repository: Any, tag: str) -> bool:
     """True when ``tag`` may not move in ``repository`` (ecr-api.md §3.22).
+
+    ``repository`` is a :class:`Repository` or a row with its ``image_tag_mutability`` and
+    ``image_tag_mutability_exclusion_filters`` columns.
 
     ``IMMUTABLE``: every tag. ``MUTABLE_WITH_EXCLUSION``: tags matching a filter are immutable.
     ``IMMUTABLE_WITH_EXCLUSION``: tags matching a filter stay mutable.

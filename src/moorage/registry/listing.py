@@ -7,19 +7,48 @@ tags", "Listing referrers"; ecr-api.md §3.4 (ListImages), §3.5 (DescribeImages
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import exists, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy.engine import Row
 
+from moorage import errors
+from moorage.errors import MoorageError
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
-from moorage.registry.images import ImageId, resolve
+from moorage.registry.images import ImageId, lookup_statement, resolve_image_ids
+from moorage.registry.pulls import statement_reader
 from moorage.storage.metadata.schema import Image, Repository, Tag
 
 TAG_STATUSES = ("TAGGED", "UNTAGGED", "ANY")
 
+# tags/list: one statement returns the page as a JSON array (built by the database, no row
+# objects in Python; compact, ``["a","b"]``, on both databases) and its length. Every tag name is non-empty, so "after ''"
+# starts at the first. The names are in lexical (byte) order on every database, whatever
+# PostgreSQL's collation is.
+_TAG_NAMES = ("SELECT t.name{collate} AS name FROM repositories r JOIN tags t ON t.repository_id = r.id"
+              " WHERE r.registry_id = :registry_id AND r.name = :name AND t.name{collate} > :after"
+              " ORDER BY 1")
+_TAGS_AS_JSON = {
+    "sqlite": "SELECT json_group_array(name), count(*) FROM ({names})",
+    "postgresql": "SELECT coalesce(array_to_json(array_agg(name ORDER BY name))::text, '[]'), count(*)"
+                  " FROM ({names}) AS page",
+}
+_TAGS_STATEMENTS = {
+    (dialect, paged): template.format(names=_TAG_NAMES.format(
+        collate="" if dialect == "sqlite" else ' COLLATE "C"') + (" LIMIT :limit" if paged else ""))
+    for dialect, template in _TAGS_AS_JSON.items() for paged in (False, True)
+}
+_MORE_TAGS = ("SELECT 1 FROM repositories r JOIN tags t ON t.repository_id = r.id"
+              " WHERE r.registry_id = :registry_id AND r.name = :name AND t.name{collate} > :last"
+              " LIMIT 1")
+_MORE_TAGS_STATEMENTS = {"sqlite": _MORE_TAGS.format(collate=""),
+                         "postgresql": _MORE_TAGS.format(collate=' COLLATE "C"')}
+_REPOSITORY_EXISTS = "SELECT 1 FROM repositories WHERE registry_id = :registry_id AND name = :name"
 
 @dataclass(frozen=True)
 class Referrer:
@@ -32,9 +61,10 @@ class Referrer:
     annotations: dict | None
 
 
-@dataclass(frozen=True)
-class ImageDetail:
-    """What DescribeImages reports of one image (sizes in bytes, times in epoch seconds)."""
+class ImageDetail(NamedTuple):
+    """What DescribeImages reports of one image (sizes in bytes, times in epoch seconds).
+
+    A named tuple: immutable, and cheap to build for every image of a listing page."""
 
     digest: str
     tags: tuple[str, ...]
@@ -52,38 +82,36 @@ class ImageListing:
     def __init__(self, context: RegistryContext) -> None:
         self.context = context
 
-    def tags(self, repository_name: str, after: str | None, limit: int | None) -> tuple[list[str], bool]:
-        """Tags of the repository in lexical order, after ``after``, at most ``limit``.
+    def tags_json(self, repository_name: str, after: str | None, limit: int | None) -> tuple[str, str | None, bool]:
+        """Tags of the repository in lexical order, after ``after``, at most ``limit``, as the
+        JSON array ``tags/list`` answers with (built by the database in one indexed statement).
 
         Returns:
-            (tags, more): ``more`` is true when further tags follow.
+            (JSON array of the tag names; when further tags follow, the last name, else None;
+            ``more``: true when further tags follow).
 
         Raises:
             RepositoryNotFound.
         """
-        # Lexical (byte) order on every database, whatever PostgreSQL's collation is.
-        name = Tag.name if self.context.database.is_sqlite else Tag.name.collate("C")
-        query = (
-            select(Repository.id, Tag.name)
-            .select_from(Repository)
-            .outerjoin(Tag, Tag.repository_id == Repository.id)
-            .where(Repository.registry_id == self.context.registry_id,
-                   Repository.name == repository_name)
-        )
-        if after is not None:
-            query = query.where((name > after) | (Tag.name.is_(None)))
-        query = query.order_by(name)
+        reader = statement_reader(self.context.database)
+        dialect = "sqlite" if reader.is_sqlite else "postgresql"
+        parameters: dict[str, object] = {
+            "registry_id": self.context.registry_id, "name": repository_name, "after": after or ""}
         if limit is not None:
-            query = query.limit(limit + 1)
-        with self.context.database.read_connection() as connection:
-            rows = connection.execute(query).all()
-        if not rows:
-            with self.context.database.read() as session:
-                self.context.repository(session, repository_name)  # NAME_UNKNOWN
-        names = [name for _, name in rows if name is not None]
-        if limit is not None and len(names) > limit:
-            return names[:limit], True
-        return names, False
+            parameters["limit"] = limit
+        row = reader.one(_TAGS_STATEMENTS[dialect, limit is not None], parameters)
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        names, count = row
+        if not count:
+            if reader.one(_REPOSITORY_EXISTS, parameters) is None:
+                raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
+            return "[]", None, False
+        if limit is None or count < limit:
+            return names, None, False
+        # A full page: is there more after its last name? (max() in SQL costs more than this.)
+        parameters["last"] = last = json.loads(names)[-1]
+        more = reader.one(_MORE_TAGS_STATEMENTS[dialect], parameters) is not None
+        return names, last, more
 
     def referrers(self, repository_name: str, digest: str, artifact_type: str | None) -> list[Referrer]:
         """Manifests of the repository whose ``subject`` is ``digest``, optionally filtered by
@@ -112,7 +140,9 @@ class ImageListing:
         self, repository_name: str, tag_status: str, after: tuple[str, str] | None, limit: int
     ) -> tuple[list[tuple[str, str | None]], tuple[str, str] | None]:
         """One ``(digest, tag)`` per tag, and ``(digest, None)`` per untagged image (ListImages),
-        ordered by digest then tag.
+        ordered by digest then tag (an untagged image's key is ``(digest, "")``).
+
+        One keyset query per page (``images`` left-joined to ``tags``).
 
         Args:
             tag_status: ``TAGGED``, ``UNTAGGED`` or ``ANY``.
@@ -124,30 +154,17 @@ class ImageListing:
         Raises:
             RepositoryNotFound.
         """
-        name = Tag.name if self.context.database.is_sqlite else Tag.name.collate("C")
-        with self.context.database.read() as session:
-            repository_id = self.context.repository_id(session.connection(), repository_name)
-            rows: list[tuple[str, str | None]] = []
-            if tag_status in ("TAGGED", "ANY"):
-                query = (
-                    select(Image.digest, Tag.name)
-                    .join(Tag, Tag.image_id == Image.id)
-                    .where(Image.repository_id == repository_id)
-                )
-                if after is not None:
-                    query = query.where(tuple_(Image.digest, name) > tuple_(*after))
-                rows += [tuple(row) for row in session.execute(
-                    query.order_by(Image.digest, name).limit(limit + 1))]
-            if tag_status in ("UNTAGGED", "ANY"):
-                query = select(Image.digest).where(
-                    Image.repository_id == repository_id, ~_has_tags()
-                )
-                if after is not None:
-                    # An untagged image's key is (digest, ""), which sorts before any tag.
-                    query = query.where(Image.digest > after[0])
-                rows += [(digest, None) for digest in session.scalars(
-                    query.order_by(Image.digest).limit(limit + 1))]
-        rows.sort(key=lambda row: (row[0], row[1] or ""))
+        statement = _image_ids_statement(self.context.database.is_sqlite, tag_status,
+                                         after is not None)
+        parameters: dict[str, object] = {
+            "registry_id": self.context.registry_id, "name": repository_name, "limit": limit + 1}
+        if after is not None:
+            parameters["after_digest"], parameters["after_tag"] = after
+        with self.context.database.read_connection() as connection:
+            rows: list[tuple[str, str | None]] = [
+                (digest, tag) for digest, tag in connection.execute(statement, parameters)]
+            if not rows:
+                self.context.repository_id(connection, repository_name)  # RepositoryNotFound
         page = rows[:limit]
         more = len(rows) > limit
         return page, ((page[-1][0], page[-1][1] or "") if more and page else None)
@@ -158,27 +175,39 @@ class ImageListing:
         """One :class:`ImageDetail` per image (DescribeImages without ``imageIds``), ordered by
         push time then digest.
 
+        One keyset query per page: the page of images, left-joined to their tags.
+
         Returns:
             (the page, the ``(pushed_at, digest)`` key to continue after, or None).
 
         Raises:
             RepositoryNotFound.
         """
-        with self.context.database.read() as session:
-            repository_id = self.context.repository_id(session.connection(), repository_name)
-            query = select(*_DETAIL_COLUMNS).where(Image.repository_id == repository_id)
-            if tag_status == "TAGGED":
-                query = query.where(_has_tags())
-            elif tag_status == "UNTAGGED":
-                query = query.where(~_has_tags())
-            if after is not None:
-                query = query.where(tuple_(Image.pushed_at, Image.digest) > tuple_(*after))
-            images = list(session.execute(
-                query.order_by(Image.pushed_at, Image.digest).limit(limit + 1)))
-            more = len(images) > limit
-            images = images[:limit]
-            details = _details(session, images)
-        next_key = (images[-1].pushed_at, images[-1].digest) if more and images else None
+        statement = _details_statement(tag_status, after is not None)
+        parameters: dict[str, object] = {
+            "registry_id": self.context.registry_id, "name": repository_name, "limit": limit + 1}
+        if after is not None:
+            parameters["after_pushed_at"], parameters["after_digest"] = after
+        with self.context.database.read_connection() as connection:
+            rows = connection.execute(statement, parameters).all()
+            if not rows:
+                self.context.repository_id(connection, repository_name)  # RepositoryNotFound
+        # Rows of one image are adjacent (ordered by push time and digest): group them.
+        images: list[tuple[Any, list[str]]] = []
+        last_id = None
+        more = False
+        for row in rows:
+            image_id, tag = row[0], row[-1]
+            if image_id != last_id:
+                if len(images) == limit:
+                    more = True
+                    break
+                images.append((row, []))
+                last_id = image_id
+            if tag is not None:
+                images[-1][1].append(tag)
+        details = [_detail(row, tags) for row, tags in images]
+        next_key = (details[-1].pushed_at, details[-1].digest) if more and details else None
         return details, next_key
 
     def details_of(self, repository_name: str, image_ids: list[ImageId]) -> list[ImageDetail]:
@@ -188,42 +217,90 @@ class ImageListing:
             RepositoryNotFound; ImageNotFound (for the first id that matches nothing),
             InvalidDigest, InvalidTag, MissingDigestAndTag, TagDigestMismatch.
         """
-        with self.context.database.read() as session:
-            repository = self.context.repository(session, repository_name)
-            images: dict[int, Image] = {}
-            for image_id in image_ids:
-                image = resolve(session, repository, image_id)
-                images.setdefault(image.id, image)
-            return _details(session, list(images.values()))
+        with self.context.database.read_connection() as connection:
+            repository_id = self.context.repository_id(connection, repository_name)
+            resolved = resolve_image_ids(connection, _DETAILS_OF_IDS, repository_id,
+                                         repository_name, self.context.registry_id, image_ids)
+            images: dict[int, Row[Any]] = {}
+            for row in resolved:
+                if isinstance(row, MoorageError):
+                    raise row
+                images.setdefault(row[0], row)
+            tags: dict[int, list[str]] = defaultdict(list)
+            ids = list(images)
+            for start in range(0, len(ids), 500):
+                for image_id, name in connection.execute(
+                        _TAGS_OF_IMAGES, {"image_ids": ids[start:start + 500]}):
+                    tags[image_id].append(name)
+        return [_detail(row, tags[image_id]) for image_id, row in images.items()]
+
+
+_IMAGES = Image.__table__
+_TAGS = Tag.__table__
+_REPOSITORY_ID = select(Repository.__table__.c.id).where(
+    Repository.__table__.c.registry_id == bindparam("registry_id"),
+    Repository.__table__.c.name == bindparam("name"),
+).scalar_subquery()
+
+# What DescribeImages needs of an image (not its manifest bytes).
+_DETAIL_COLUMNS = (_IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.image_size_bytes,
+                   _IMAGES.c.pushed_at, _IMAGES.c.last_pulled_at, _IMAGES.c.media_type,
+                   _IMAGES.c.artifact_type, _IMAGES.c.subject_digest)
+_DETAILS_OF_IDS = lookup_statement(*_DETAIL_COLUMNS)
+_TAGS_OF_IMAGES = select(_TAGS.c.image_id, _TAGS.c.name).where(
+    _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
 
 
 def _has_tags():  # type: ignore[no-untyped-def]
-    return exists().where(Tag.image_id == Image.id)
+    return exists().where(_TAGS.c.image_id == _IMAGES.c.id)
 
 
-# What DescribeImages needs of an image (not its manifest bytes).
-_DETAIL_COLUMNS = (Image.id, Image.digest, Image.image_size_bytes, Image.pushed_at,
-                   Image.last_pulled_at, Image.media_type, Image.artifact_type, Image.subject_digest)
-
-
-def _details(session: Session, images: list) -> list[ImageDetail]:  # type: ignore[type-arg]
-    tags: dict[int, list[str]] = defaultdict(list)
-    if images:
-        for image_id, name in session.execute(
-            select(Tag.image_id, Tag.name).where(Tag.image_id.in_([i.id for i in images]))
-        ):
-            tags[image_id].append(name)
-    return [
-        ImageDetail(
-            digest=image.digest,
-            tags=tuple(sorted(tags[image.id])),
-            size_bytes=image.image_size_bytes,
-            pushed_at=image.pushed_at,
-            last_pulled_at=image.last_pulled_at,
-            media_type=image.media_type,
-            artifact_media_type=image.artifact_type,
-            subject_digest=image.subject_digest,
+@functools.lru_cache(maxsize=None)
+def _image_ids_statement(is_sqlite: bool, tag_status: str, continued: bool) -> Select[Any]:
+    """ListImages page: ``(digest, tag or NULL)`` rows in key order, ``limit`` of them."""
+    tag_key = func.coalesce(_TAGS.c.name, literal_column("''"))
+    if not is_sqlite:
+        tag_key = tag_key.collate("C")  # lexical (byte) order whatever the database collation
+    if tag_status == "TAGGED":
+        joined = _IMAGES.join(_TAGS, _TAGS.c.image_id == _IMAGES.c.id)
+    else:
+        joined = _IMAGES.outerjoin(_TAGS, _TAGS.c.image_id == _IMAGES.c.id)
+    query = select(_IMAGES.c.digest, _TAGS.c.name).select_from(joined).where(
+        _IMAGES.c.repository_id == _REPOSITORY_ID)
+    if tag_status == "UNTAGGED":
+        query = query.where(_TAGS.c.name.is_(None))
+    if continued:
+        after_digest = bindparam("after_digest")
+        query = query.where(
+            _IMAGES.c.digest >= after_digest,
+            or_(_IMAGES.c.digest > after_digest, tag_key > bindparam("after_tag")),
         )
-        for image in images
-    ]
+    return query.order_by(_IMAGES.c.digest, tag_key).limit(bindparam("limit"))
 
+
+@functools.lru_cache(maxsize=None)
+def _details_statement(tag_status: str, continued: bool) -> Select[Any]:
+    """DescribeImages page: ``limit`` images in ``(pushed_at, digest)`` order, one row per tag
+    (``tag`` NULL for an untagged image)."""
+    page = select(*_DETAIL_COLUMNS).where(_IMAGES.c.repository_id == _REPOSITORY_ID)
+    if tag_status == "TAGGED":
+        page = page.where(_has_tags())
+    elif tag_status == "UNTAGGED":
+        page = page.where(~_has_tags())
+    if continued:
+        page = page.where(tuple_(_IMAGES.c.pushed_at, _IMAGES.c.digest)
+                          > tuple_(bindparam("after_pushed_at"), bindparam("after_digest")))
+    paged = page.order_by(_IMAGES.c.pushed_at, _IMAGES.c.digest).limit(
+        bindparam("limit")).subquery("page")
+    return (
+        select(*paged.c, _TAGS.c.name.label("tag"))
+        .select_from(paged.outerjoin(_TAGS, _TAGS.c.image_id == paged.c.id))
+        .order_by(paged.c.pushed_at, paged.c.digest)
+    )
+
+
+def _detail(row: Any, tags: list[str]) -> ImageDetail:
+    """The :class:`ImageDetail` of an image row that starts with ``_DETAIL_COLUMNS``."""
+    _, digest, size_bytes, pushed_at, last_pulled_at, media_type, artifact_type, subject = row[:8]
+    return ImageDetail(digest, tuple(sorted(tags)), size_bytes, pushed_at, last_pulled_at,
+                       media_type, artifact_type, subject)

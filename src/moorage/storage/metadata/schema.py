@@ -92,6 +92,8 @@ class Image(Base):
     __table_args__ = (
         UniqueConstraint("repository_id", "digest", name="uq_images_digest"),
         Index("ix_images_subject", "repository_id", "subject_digest"),
+        # DescribeImages pages: keyset order (pushed_at, digest) within a repository.
+        Index("ix_images_pushed_at", "repository_id", "pushed_at", "digest"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

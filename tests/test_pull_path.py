@@ -1,0 +1,242 @@
+"""The pull path (``GET``/``HEAD`` of manifests and blobs, ``tags/list``, Basic auth): answers
+come from the database on every request, verified credentials are remembered without outliving
+their key or expiry, and tags/list keeps its byte order and pagination on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+
+import boto3
+import httpx
+import pytest
+
+from moorage.config import Settings
+from moorage.distribution.auth import VERIFIED_CREDENTIALS_LIMIT, Authenticator
+from moorage.distribution.errors import OciError
+from moorage.distribution.responses import Reply
+from moorage.registry.pulls import for_postgresql
+from moorage.services import build_services
+from tests.conftest import REGION
+from tests.images import OCI_MANIFEST, make_image
+from tests.test_distribution import error_of, push_blob, push_image
+
+# -- tags/list ---------------------------------------------------------------------------------
+
+TAGS = ["b", "B", "a1", "A_", "9", "0.1", "z-z", "a", "_x", "a.b", "aa", "a-", "Z", "a_b", "0"]
+
+
+def walk(http: httpx.Client, url: str) -> tuple[list[str], list[int]]:
+    """Follow ``Link`` from ``url``; the names collected and each page's size."""
+    collected, sizes = [], []
+    while url:
+        page = http.get(url)
+        assert page.status_code == 200, page.text
+        tags = page.json()["tags"]
+        collected += tags
+        sizes.append(len(tags))
+        link = page.headers.get("link")
+        url = link[1:link.index(">")] if link else ""
+    return collected, sizes
+
+
+def test_tags_list_byte_order_and_pages(http, repository):
+    image = make_image()
+    for blob in image.blobs.values():
+        push_blob(http, repository, blob)
+    shuffled = random.sample(TAGS, len(TAGS))
+    for tag in shuffled:
+        assert http.put(f"/v2/{repository}/manifests/{tag}", content=image.manifest,
+                        headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    expected = sorted(TAGS)  # code-point order, which is byte order for these names
+    full = http.get(f"/v2/{repository}/tags/list")
+    assert full.json() == {"name": repository, "tags": expected}
+    assert full.headers["content-type"] == "application/json" and "link" not in full.headers
+    for n in (1, 2, 4, 5, len(TAGS), len(TAGS) + 3):
+        collected, sizes = walk(http, f"/v2/{repository}/tags/list?n={n}")
+        assert collected == expected, n
+        assert all(size <= n for size in sizes) and sizes[-1] > 0, (n, sizes)
+        assert len(sizes) == -(-len(TAGS) // n), (n, sizes)  # no empty page after a full one
+    for last in ["", "0", "a0", "a_b", "zz"]:
+        response = http.get(f"/v2/{repository}/tags/list", params={"last": last})
+        assert response.json()["tags"] == [tag for tag in expected if tag > last], last
+    page = http.get(f"/v2/{repository}/tags/list", params={"n": "3", "last": "a"})
+    assert page.json()["tags"] == ["a-", "a.b", "a1"]
+    assert page.headers["link"] == f'</v2/{repository}/tags/list?n=3&last=a1>; rel="next"'
+    zero = http.get(f"/v2/{repository}/tags/list", params={"n": "0"})
+    assert zero.json()["tags"] == [] and "link" not in zero.headers
+
+
+def test_tags_list_of_empty_and_missing_repository(http, repository):
+    assert http.get(f"/v2/{repository}/tags/list").json() == {"name": repository, "tags": []}
+    assert http.get(f"/v2/{repository}/tags/list", params={"n": "5"}).json()["tags"] == []
+    missing = http.get(f"/v2/{repository}-missing/tags/list")
+    assert missing.status_code == 404 and error_of(missing) == "NAME_UNKNOWN"
+    missing_page = http.get(f"/v2/{repository}-missing/tags/list", params={"n": "5", "last": "a"})
+    assert missing_page.status_code == 404 and error_of(missing_page) == "NAME_UNKNOWN"
+
+
+# -- manifests and blobs: nothing outlives a change ---------------------------------------------
+
+
+def test_deleted_manifest_is_gone_on_every_worker(http, repository):
+    """The session server runs two worker processes; each request may land on either."""
+    image = push_image(http, repository, "v1")
+    config = next(iter(image.blobs))
+    for _ in range(10):
+        assert http.get(f"/v2/{repository}/manifests/{image.digest}").status_code == 200
+        assert http.head(f"/v2/{repository}/manifests/v1").status_code == 200
+    assert http.delete(f"/v2/{repository}/manifests/{image.digest}").status_code == 202
+    for _ in range(10):
+        for reference in (image.digest, "v1"):
+            response = http.get(f"/v2/{repository}/manifests/{reference}")
+            assert response.status_code == 404 and error_of(response) == "MANIFEST_UNKNOWN"
+            head = http.head(f"/v2/{repository}/manifests/{reference}")
+            assert head.status_code == 404 and head.content == b""
+    assert http.head(f"/v2/{repository}/blobs/{config}").status_code == 200  # blobs stay
+
+
+def test_moved_tag_is_followed_on_every_worker(http, repository):
+    first = push_image(http, repository, "latest")
+    for _ in range(6):
+        assert http.get(f"/v2/{repository}/manifests/latest").headers["docker-content-digest"] == first.digest
+    second = push_image(http, repository, "latest")
+    for _ in range(10):
+        response = http.get(f"/v2/{repository}/manifests/latest")
+        assert response.content == second.manifest
+        assert response.headers["docker-content-digest"] == second.digest
+        assert response.headers["etag"] == f'"{second.digest}"'
+        head = http.head(f"/v2/{repository}/manifests/latest")
+        assert head.headers["content-length"] == str(len(second.manifest))
+        assert head.headers["content-type"] == OCI_MANIFEST
+
+
+def test_unlinked_blob_is_gone(http, repository):
+    digest = push_blob(http, repository, b"x" * 1000)
+    for _ in range(6):
+        head = http.head(f"/v2/{repository}/blobs/{digest}")
+        assert head.status_code == 200 and head.headers["content-length"] == "1000"
+        assert head.headers["accept-ranges"] == "bytes" and head.headers["etag"] == f'"{digest}"'
+        assert head.headers["content-type"] == "application/octet-stream"
+    assert http.delete(f"/v2/{repository}/blobs/{digest}").status_code == 202
+    for _ in range(6):
+        response = http.get(f"/v2/{repository}/blobs/{digest}")
+        assert response.status_code == 404 and error_of(response) == "BLOB_UNKNOWN"
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+def test_remembered_credentials_stop_working_after_their_key_is_deleted(server):
+    created = server.moorage("keys", "create", "--user", "puller")
+    assert created.returncode == 0, created.stderr
+    values = dict(line.split(" = ") for line in created.stdout.strip().splitlines())
+    client = boto3.client("ecr", endpoint_url=server.url, region_name=REGION,
+                          aws_access_key_id=values["aws_access_key_id"],
+                          aws_secret_access_key=values["aws_secret_access_key"])
+    token = client.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    password = base64.b64decode(token).decode().partition(":")[2]
+    with httpx.Client(base_url=server.url, auth=("AWS", password)) as http:
+        for _ in range(10):  # both workers verify and remember the header
+            assert http.get("/v2/").status_code == 200
+        deleted = server.moorage("keys", "delete", values["aws_access_key_id"])
+        assert deleted.returncode == 0, deleted.stderr
+        time.sleep(6)  # the server caches key look-ups for 5 seconds
+        for _ in range(10):
+            response = http.get("/v2/")
+            assert response.status_code == 401 and error_of(response) == "UNAUTHORIZED"
+            assert response.headers["www-authenticate"].startswith('Basic realm="https://')
+
+
+@pytest.fixture
+def services(tmp_path):  # type: ignore[no-untyped-def]
+    built = build_services(Settings(data_dir=tmp_path, account_id="123456789012", region=REGION))
+    yield built
+    built.close()
+
+
+def basic(password: str, user: str = "AWS") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_authenticator_checks_key_and_expiry_on_every_request(services):
+    key = services.keys.create("alice")
+    token, expires_at = services.tokens.issue(key.access_key_id, "alice", "123456789012", REGION,
+                                              services.context.clock.now())
+    authenticator = Authenticator(services)
+    header = basic(token)
+    for _ in range(3):
+        principal = authenticator.authenticate(header, "registry.example")
+        assert principal.user_name == "alice" and principal.access_key_id == key.access_key_id
+    services.context.clock.frozen_at = expires_at
+    with pytest.raises(OciError) as expired:
+        authenticator.authenticate(header, "registry.example")
+    assert expired.value.status == 401 and "expired" in expired.value.message
+    assert expired.value.headers["WWW-Authenticate"] == (
+        'Basic realm="https://registry.example/",service="ecr.amazonaws.com"')
+    services.context.clock.frozen_at = None
+    assert authenticator.authenticate(header, None).user_name == "alice"
+    services.keys.delete(key.access_key_id)
+    with pytest.raises(OciError) as deleted:
+        authenticator.authenticate(header, None)
+    assert deleted.value.status == 401 and "deleted" in deleted.value.message
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "Bearer abc", "Basic !!!", basic("x.y"), basic("token", user="admin"), "Basic",
+])
+def test_authenticator_refuses_malformed_credentials(services, header):
+    with pytest.raises(OciError) as refused:
+        Authenticator(services).authenticate(header, None)
+    assert refused.value.status == 401 and refused.value.code == "UNAUTHORIZED"
+    assert 'realm="https://localhost/"' in refused.value.headers["WWW-Authenticate"]
+
+
+def test_authenticator_refuses_another_registry_and_stays_bounded(services):
+    key = services.keys.create("bob")
+    now = services.context.clock.now()
+    other, _ = services.tokens.issue(key.access_key_id, "bob", "210987654321", REGION, now)
+    with pytest.raises(OciError, match="another registry"):
+        Authenticator(services).authenticate(basic(other), None)
+    authenticator = Authenticator(services)
+    for _ in range(VERIFIED_CREDENTIALS_LIMIT + 50):
+        token, _ = services.tokens.issue(key.access_key_id, "bob", "123456789012", REGION, now)
+        authenticator.authenticate(basic(token), None)
+    assert len(authenticator._verified) == VERIFIED_CREDENTIALS_LIMIT
+
+
+# -- small pieces ------------------------------------------------------------------------------
+
+
+def sent(reply: Reply, method: str = "GET") -> list[dict]:
+    messages: list[dict] = []
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    asyncio.run(reply({"type": "http", "method": method}, None, send))
+    return messages
+
+
+def test_reply_headers_and_head():
+    reply = Reply(200, [("docker-content-digest", "sha256:x")], b"{}", media_type="application/json")
+    start, body = sent(reply)
+    assert start["status"] == 200
+    assert start["headers"] == [(b"docker-content-digest", b"sha256:x"), (b"content-length", b"2"),
+                                (b"content-type", b"application/json"),
+                                (b"docker-distribution-api-version", b"registry/2.0")]
+    assert body == {"type": "http.response.body", "body": b"{}"}
+    head = Reply(200, [], media_type="application/octet-stream", content_length=12345)
+    start, body = sent(head, "HEAD")
+    assert (b"content-length", b"12345") in start["headers"] and body["body"] == b""
+    assert sent(Reply(200, [], b"abc"), "HEAD")[1]["body"] == b""
+    no_content = sent(Reply(204))[0]["headers"]
+    assert [name for name, _ in no_content] == [b"docker-distribution-api-version"]
+
+
+def test_statements_for_postgresql():
+    assert for_postgresql("SELECT coalesce(x::text, '[]') FROM t WHERE a = :a AND b > :last_name") == (
+        "SELECT coalesce(x::text, '[]') FROM t WHERE a = %(a)s AND b > %(last_name)s")
+    assert for_postgresql("SELECT '%' WHERE a = :a") == "SELECT '%%' WHERE a = %(a)s"
