@@ -4,9 +4,10 @@
 ``/readyz`` report readiness and ``/metrics`` exposes Prometheus metrics.
 
 Requests for ``/v2`` and below go straight to :class:`DistributionApp` (a plain ASGI app with
-its own route table and error handling), not through Starlette's router and middleware: they
-are the requests a registry answers most, and that layering cost more than the rest of a
-manifest ``HEAD``. Everything else, and the lifespan, is served by the Starlette app.
+its own route table and error handling), and ``POST /`` straight to :class:`EcrEndpoint` (which
+answers every error itself), not through Starlette's router and middleware: they are the
+requests a registry answers most, and that layering cost more than the rest of a manifest
+``HEAD``. Everything else, and the lifespan, is served by the Starlette app.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ def periodic_tasks(services: Services) -> list[PeriodicTask]:
 
 
 class MoorageApp:
-    """The ASGI application: ``/v2`` and below to the distribution app, the rest to Starlette."""
+    """The ASGI application: ``/v2`` and below to the distribution app, ``POST /`` to the ECR
+    endpoint, the rest to Starlette."""
 
-    def __init__(self, distribution: DistributionApp, starlette: Starlette) -> None:
+    def __init__(self, distribution: DistributionApp, ecr: EcrEndpoint, starlette: Starlette) -> None:
         self.distribution = distribution
+        self.ecr = ecr
         self.starlette = starlette
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -58,6 +61,11 @@ class MoorageApp:
             path = scope["path"]
             if path.startswith("/v2") and (len(path) == 3 or path[3] == "/"):
                 await self.distribution(scope, receive, send)
+                return
+            if path == "/" and scope["method"] == "POST":
+                # The endpoint answers every error itself (ECR's JSON error shape).
+                response = await self.ecr(Request(scope, receive))
+                await response(scope, receive, send)
                 return
         await self.starlette(scope, receive, send)
 
@@ -82,8 +90,9 @@ def create_app(services: Services, *, background: bool = True) -> MoorageApp:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    ecr = EcrEndpoint(services)
     routes = [
-        Route("/", EcrEndpoint(services).__call__, methods=["POST"]),
+        Route("/", ecr.__call__, methods=["POST"]),  # reached only by other methods: 405
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -101,4 +110,4 @@ def create_app(services: Services, *, background: bool = True) -> MoorageApp:
         yield
         runner.stop()
 
-    return MoorageApp(distribution, Starlette(routes=routes, lifespan=lifespan))
+    return MoorageApp(distribution, ecr, Starlette(routes=routes, lifespan=lifespan))

@@ -48,7 +48,7 @@ class EcrEndpoint:
             body = await _read_body(request)
             result = await run_in_threadpool(self._handle, request, operation_name, body)
             payload = json.dumps(_drop_none(result), separators=(",", ":"))
-            metrics.REQUESTS.labels("ecr", "2xx").inc()
+            metrics.count_request("ecr", 200)
             return Response(payload, 200, headers=_headers(request_id), media_type=CONTENT_TYPE)
         except EcrError as error:
             return self._error(error, request_id, operation_name)
@@ -102,7 +102,7 @@ class EcrEndpoint:
             registry_host, scheme = request_host, request_scheme
         context = OperationContext(
             self.services, principal, registry_host, scheme, request_host, request_scheme)
-        log.info("ecr.request", operation=operation_name, principal=principal.arn)
+        log.debug("ecr.request", operation=operation_name, principal=principal.arn)
         return handler(context, params)
 
     def _error(self, error: EcrError, request_id: str, operation: str | None) -> Response:
@@ -111,7 +111,7 @@ class EcrEndpoint:
         status = 501 if error.code == "NotImplementedException" else error.status
         headers = _headers(request_id)
         headers["x-amzn-ErrorType"] = error.code
-        metrics.REQUESTS.labels("ecr", f"{status // 100}xx").inc()
+        metrics.count_request("ecr", status)
         return Response(json.dumps(error.body()), status, headers=headers, media_type=CONTENT_TYPE)
 
 
