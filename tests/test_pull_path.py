@@ -17,7 +17,7 @@ from moorage.config import Settings
 from moorage.distribution.auth import VERIFIED_CREDENTIALS_LIMIT, Authenticator
 from moorage.distribution.errors import OciError
 from moorage.distribution.responses import Reply
-from moorage.registry.pulls import for_postgresql
+from moorage.storage.metadata.statements import for_postgresql
 from moorage.services import build_services
 from tests.conftest import REGION
 from tests.images import OCI_MANIFEST, make_image

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from moorage import errors
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
+from moorage.storage.metadata import statements
 from moorage.storage.metadata.schema import (
     Blob,
     Image,
@@ -200,30 +201,16 @@ class BlobService:
                 )
 
 
-def _dialect(executor: Session | Connection) -> str:
-    return executor.get_bind().dialect.name if isinstance(executor, Session) else executor.dialect.name
-
-
-def _refreshing_inserts(table, index_elements):  # type: ignore[no-untyped-def]
-    """Per dialect: INSERT a row of ``table`` from bind parameters named like its columns, or on
-    a key conflict refresh its ``created_at`` — built once, so each call only binds values."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    statements = {}
-    for name, dialect_insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert)):
-        statement = dialect_insert(table).values(
-            {column: bindparam(column) for column in ("digest", "size_bytes", "repository_id",
-                                                      "created_at") if hasattr(table, column)})
-        statements[name] = statement.on_conflict_do_update(
-            index_elements=index_elements, set_={"created_at": statement.excluded.created_at})
-    return statements
-
-
-_CLAIM_BLOB = _refreshing_inserts(Blob, [Blob.digest])
-_LINK_BLOB = _refreshing_inserts(RepositoryBlob, [RepositoryBlob.repository_id, RepositoryBlob.digest])
-_LINK_EXISTS = select(RepositoryBlob.digest).where(
-    RepositoryBlob.repository_id == bindparam("repository_id"),
-    RepositoryBlob.digest == bindparam("digest"))
+_CLAIM_BLOB = (
+    "INSERT INTO blobs (digest, size_bytes, created_at) VALUES (:digest, :size_bytes, :created_at)"
+    " ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at"
+)
+_LINK_EXISTS = "SELECT 1 FROM repository_blobs WHERE repository_id = :repository_id AND digest = :digest"
+_LINK_BLOB = (
+    "INSERT INTO repository_blobs (repository_id, digest, created_at)"
+    " VALUES (:repository_id, :digest, :created_at)"
+    " ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at"
+)
 
 
 def link_blob(session: Session | Connection, repository_id: int, digest: str, now: float) -> bool:
@@ -236,8 +223,8 @@ def link_blob(session: Session | Connection, repository_id: int, digest: str, no
         True when the link is new.
     """
     values = {"repository_id": repository_id, "digest": digest, "created_at": now}
-    existed = session.execute(_LINK_EXISTS, values).first()
-    session.execute(_LINK_BLOB[_dialect(session)], values)
+    existed = statements.one(session, _LINK_EXISTS, values)
+    statements.execute(session, _LINK_BLOB, values)
     return existed is None
 
 
@@ -249,8 +236,8 @@ def claim_blob(session: Session | Connection, digest: str, size_bytes: int, now:
     (which locks the row first, see :mod:`moorage.registry.housekeeping`); the refreshed time
     keeps a blob pushed again from being collected as old.
     """
-    session.execute(_CLAIM_BLOB[_dialect(session)],
-                    {"digest": digest, "size_bytes": size_bytes, "created_at": now})
+    statements.execute(session, _CLAIM_BLOB,
+                       {"digest": digest, "size_bytes": size_bytes, "created_at": now})
 
 
 def lock_blob(session: Session | Connection, digest: str, is_sqlite: bool) -> bool:

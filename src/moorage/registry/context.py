@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from moorage.clock import Clock
 from moorage.errors import RepositoryNotFound
 from moorage.storage.blobs.filesystem import FilesystemBlobStore
+from moorage.storage.metadata import statements
 from moorage.storage.metadata.database import Database
 from moorage.storage.metadata.schema import Repository
 
 
-_REPOSITORY_ID = select(Repository.id).where(
-    Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
-_REPOSITORY_ID_FOR_UPDATE = _REPOSITORY_ID.with_for_update()
+_REPOSITORY_ID = "SELECT id FROM repositories WHERE registry_id = :registry_id AND name = :name"
 
 
 @dataclass
@@ -48,11 +47,11 @@ class RegistryContext:
         Raises:
             RepositoryNotFound.
         """
-        statement = _REPOSITORY_ID_FOR_UPDATE if for_update and not self.database.is_sqlite else _REPOSITORY_ID
-        found = connection.execute(statement, {"registry_id": self.registry_id, "name": name}).scalar()
+        statement = statements.locking(_REPOSITORY_ID, connection) if for_update else _REPOSITORY_ID
+        found = statements.one(connection, statement, {"registry_id": self.registry_id, "name": name})
         if found is None:
             raise RepositoryNotFound(name, self.registry_id)
-        return int(found)
+        return int(found[0])
 
     def repository(self, session: Session, name: str, *, for_update: bool = False) -> Repository:
         """The repository row named ``name``.

@@ -21,7 +21,7 @@ from moorage.errors import MoorageError
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
 from moorage.registry.images import ImageId, lookup_statement, resolve_image_ids
-from moorage.registry.pulls import statement_reader
+from moorage.storage.metadata.statements import statement_reader
 from moorage.storage.metadata.schema import Image, Repository, Tag
 
 TAG_STATUSES = ("TAGGED", "UNTAGGED", "ANY")

@@ -17,14 +17,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import update
 
 from moorage import errors
 from moorage.images.digests import parse_digest
 from moorage.registry.blobs import claim_blob, link_blob
 from moorage.registry.context import RegistryContext
+from moorage.storage.metadata import statements
+from moorage.storage.metadata.statements import statement_reader
 from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, start_writeback
-from moorage.storage.metadata.schema import Repository, UploadSession
+from moorage.storage.metadata.schema import UploadSession
 
 _UUID_LENGTH = 36
 _MAX_RUNNING_HASHES = 10_000
@@ -37,23 +39,17 @@ MAX_WRITE_CHUNKS = 512  # below every system's IOV_MAX (1024 on Linux)
 # The session (if any) named by an upload id, with its repository; no row when the repository
 # does not exist, NULL columns when it does but the session does not (or is another's).
 _SESSION = (
-    select(Repository.id.label("repository"), UploadSession.id, UploadSession.repository_id,
-           UploadSession.small_part)
-    .select_from(Repository)
-    .outerjoin(UploadSession, (UploadSession.repository_id == Repository.id)
-               & (UploadSession.id == bindparam("upload_id")))
-    .where(Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
+    "SELECT r.id, s.id, s.repository_id, s.small_part FROM repositories r"
+    " LEFT JOIN upload_sessions s ON s.repository_id = r.id AND s.id = :upload_id"
+    " WHERE r.registry_id = :registry_id AND r.name = :name"
 )
-
-
-_INSERT_SESSION = insert(UploadSession).values(
-    id=bindparam("upload_id"), repository_id=bindparam("repository_id"), size_bytes=0,
-    created_at=bindparam("now"), updated_at=bindparam("now"))
-_SESSION_OWNER = select(UploadSession.repository_id).where(UploadSession.id == bindparam("upload_id"))
-_SESSION_OWNER_FOR_UPDATE = _SESSION_OWNER.with_for_update()
-_DELETE_SESSION = delete(UploadSession).where(UploadSession.id == bindparam("upload_id"))
-_RECORD_PROGRESS = update(UploadSession).where(UploadSession.id == bindparam("upload_id")).values(
-    size_bytes=bindparam("size_bytes"), updated_at=bindparam("now"))
+_INSERT_SESSION = (
+    "INSERT INTO upload_sessions (id, repository_id, size_bytes, created_at, updated_at, small_part)"
+    " VALUES (:upload_id, :repository_id, 0, :now, :now, :small_part)"
+)
+_SESSION_OWNER = "SELECT repository_id FROM upload_sessions WHERE id = :upload_id"
+_DELETE_SESSION = "DELETE FROM upload_sessions WHERE id = :upload_id"
+_RECORD_PROGRESS = "UPDATE upload_sessions SET size_bytes = :size_bytes, updated_at = :now WHERE id = :upload_id"
 
 
 @dataclass(frozen=True)
@@ -154,8 +150,9 @@ class UploadService:
             repository_id = self.context.repository_id(connection, repository_name)
             now = self.context.clock.now()
             self.context.blobs.create_upload(upload_id)
-            connection.execute(_INSERT_SESSION, {
-                "upload_id": upload_id, "repository_id": repository_id, "now": now})
+            statements.execute(connection, _INSERT_SESSION, {
+                "upload_id": upload_id, "repository_id": repository_id, "now": now,
+                "small_part": False})
         self._hashes[upload_id] = _RunningHash(hashlib.sha256(), 0)
         return upload_id
 
@@ -311,8 +308,9 @@ class UploadService:
         # abandoned uploads cannot remove the data being published.
         with self.context.database.write_connection() as connection:
             repository_id = self.context.repository_id(connection, repository_name)
-            query = _SESSION_OWNER if self.context.database.is_sqlite else _SESSION_OWNER_FOR_UPDATE
-            if connection.execute(query, {"upload_id": upload_id}).scalar() != repository_id:
+            owner = statements.one(connection, statements.locking(_SESSION_OWNER, connection),
+                                   {"upload_id": upload_id})
+            if owner is None or owner[0] != repository_id:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown")
             now = self.context.clock.now()
             claim_blob(connection, digest, size, now)
@@ -321,7 +319,7 @@ class UploadService:
             except FileNotFoundError:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
             newly_linked = link_blob(connection, repository_id, digest, now)
-            connection.execute(_DELETE_SESSION, {"upload_id": upload_id})
+            statements.execute(connection, _DELETE_SESSION, {"upload_id": upload_id})
         return newly_linked
 
     def cancel(self, repository_name: str, upload_id: str) -> None:
@@ -354,28 +352,26 @@ class UploadService:
         except ValueError:
             raise errors.UploadNotFound(f"upload {upload_id[:64]} is unknown") from None
         upload_id = upload_id.lower()
-        with self.context.database.read_connection() as connection:
-            row = connection.execute(_SESSION, {
-                "registry_id": self.context.registry_id, "name": repository_name,
-                "upload_id": upload_id}).first()
+        row = statement_reader(self.context.database).one(_SESSION, {
+            "registry_id": self.context.registry_id, "name": repository_name,
+            "upload_id": upload_id})
         if row is None:
-            with self.context.database.read() as session:
-                self.context.repository(session, repository_name)  # NAME_UNKNOWN first
-        if row is None or row.id is None:
+            raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
+        if row[1] is None:
             raise errors.UploadNotFound(
                 f"The upload with id '{upload_id}' does not exist in the repository with "
                 f"name '{repository_name}'"
             )
-        return _Session(row.id, row.repository_id, bool(row.small_part))
+        return _Session(row[1], row[2], bool(row[3]))
 
     def _finish_append(self, append: Append) -> None:
         with self.context.database.write_connection() as session:
-            session.execute(_RECORD_PROGRESS, {
+            statements.execute(session, _RECORD_PROGRESS, {
                 "upload_id": append.upload_id, "size_bytes": append.size_bytes,
                 "now": self.context.clock.now()})
 
     def _end(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
         with self.context.database.write_connection() as connection:
-            connection.execute(_DELETE_SESSION, {"upload_id": upload_id})
+            statements.execute(connection, _DELETE_SESSION, {"upload_id": upload_id})
         self.context.blobs.delete_upload(upload_id)
