@@ -8,7 +8,9 @@ import threading
 import time
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
+from moorage.storage.metadata import statements
 from moorage.storage.metadata.database import Database
 
 
@@ -60,3 +62,20 @@ def test_sqlite_writers_take_turns_across_processes_and_threads(tmp_path):
         assert connection.exec_driver_sql("SELECT count(*) FROM facts").scalar() == 2
     first.dispose()
     second.dispose()
+
+
+def test_raw_statements_raise_sqlalchemy_errors_and_roll_back(fresh_database_url):
+    """A statement run on the driver's cursor inside a SQLAlchemy transaction fails with the
+    exception SQLAlchemy itself would raise, and the transaction is rolled back whole."""
+    url = fresh_database_url
+    database = Database(url)
+    with database.write_connection() as connection:
+        connection.exec_driver_sql("CREATE TABLE facts (value INTEGER PRIMARY KEY)")
+    with pytest.raises(IntegrityError), database.write_connection() as connection:
+        assert statements.execute(connection, "INSERT INTO facts VALUES (:value)", {"value": 1}) == 1
+        statements.execute(connection, "INSERT INTO facts VALUES (:value)", {"value": 1})
+    with database.write_connection() as connection:
+        assert statements.one(connection, "SELECT count(*) FROM facts", {}) == (0,)
+        assert statements.one(connection, statements.locking(
+            "SELECT value FROM facts WHERE value = :value", connection), {"value": 1}) is None
+    database.dispose()

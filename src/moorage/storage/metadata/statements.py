@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from moorage.storage.metadata.database import Database
@@ -80,6 +81,12 @@ def _cursor(connection: Connection | Session, statement: str, parameters: dict[s
     cursor = driver.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(statement, parameters)
+    except bound.dialect.loaded_dbapi.Error as error:
+        cursor.close()
+        # The exception SQLAlchemy would raise (IntegrityError, OperationalError…), so callers
+        # handle one family whichever way a statement ran.
+        raise DBAPIError.instance(statement, parameters, error, bound.dialect.loaded_dbapi.Error,
+                                  dialect=bound.dialect) from error
     except BaseException:
         cursor.close()
         raise
