@@ -59,6 +59,13 @@ def test_unauthorized(server, auth, repository):
         assert error_of(response) == "UNAUTHORIZED"
 
 
+@pytest.mark.parametrize("value", [b"Basic \xc3\xa9", b"Basic QVdTOnRva2Vu\xff", b"Basic \xe2\x82\xac=="])
+def test_non_ascii_basic_credentials_are_unauthorized(server, value):
+    response = httpx.get(server.url + "/v2/", headers={"Authorization": value})
+    assert response.status_code == 401 and error_of(response) == "UNAUTHORIZED"
+    assert response.headers["www-authenticate"].startswith("Basic ")
+
+
 def test_bearer_is_unauthorized(server):
     response = httpx.get(server.url + "/v2/", headers={"Authorization": "Bearer abc"})
     assert response.status_code == 401
@@ -580,6 +587,7 @@ def test_completion_excludes_a_concurrent_patch(server, http, repository):
     time.sleep(0.5)  # the PATCH now holds the upload
     done = http.put(location, params={"digest": digest_of(content)})
     assert done.status_code == 416 and error_of(done) == "BLOB_UPLOAD_INVALID"
+    assert done.headers["range"] == f"0-{len(content) - 1}" and done.headers["location"] == location
     sock.sendall(b"y" * (1048576 - 1000))
     reply = sock.recv(4096)
     sock.close()

@@ -169,6 +169,18 @@ def test_date_header_instead_of_x_amz_date() -> None:
     rejects(request, "InvalidSignatureException", "Signature expired", now=NOW + 16 * 60)
 
 
+@pytest.mark.parametrize("date, code, message", [
+    ("Mon, 01 Jan 0999 00:00:00 GMT", "InvalidSignatureException", "09990101T000000Z"),
+    ("Fri, 31 Dec 9999 23:30:00 -0100", "IncompleteSignatureException", "not an RFC 1123 date"),
+])
+def test_date_header_far_from_now(date: str, code: str, message: str) -> None:
+    """A ``Date`` header with a three-digit year or past year 9999 in UTC is refused cleanly."""
+    request = sign(headers={**ECR_HEADERS, "Date": "Thu, 01 Jan 1970 00:00:00 GMT"})
+    headers = [(k, date if k.lower() == "date" else v) for k, v in request.headers]
+    tampered = SignedRequest(request.method, request.path, request.query_string, headers, request.body)
+    rejects(tampered, code, message)
+
+
 def test_signed_content_sha256_header() -> None:
     body = b'{"repositoryName": "app"}'
     request = sign(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import os
 import threading
 import time
@@ -78,4 +79,34 @@ def test_raw_statements_raise_sqlalchemy_errors_and_roll_back(fresh_database_url
         assert statements.one(connection, "SELECT count(*) FROM facts", {}) == (0,)
         assert statements.one(connection, statements.locking(
             "SELECT value FROM facts WHERE value = :value", connection), {"value": 1}) is None
+    database.dispose()
+
+
+def test_statement_reader_connections_close_with_the_database(tmp_path):
+    """The per-thread SQLite connections of the statement reader are closed by
+    ``Database.dispose()``; a thread reading afterwards gets a new one."""
+    database = Database(f"sqlite:///{tmp_path / 'moorage.db'}")
+    with database.write_connection() as connection:
+        connection.exec_driver_sql("CREATE TABLE facts (value INTEGER)")
+        connection.exec_driver_sql("INSERT INTO facts VALUES (7)")
+    reader = statements.statement_reader(database)
+    seen = []
+
+    def read() -> None:
+        seen.append(reader.one("SELECT value FROM facts", {}))
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read()
+    opened = list(reader._connections)
+    assert seen == [(7,)] * 4 and len(opened) == 4
+    database.dispose()
+    for connection in opened:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            connection.execute("SELECT 1")
+    read()
+    assert seen[-1] == (7,)
     database.dispose()

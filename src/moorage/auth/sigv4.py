@@ -359,11 +359,13 @@ def _request_timestamp(headers: dict[str, list[str]]) -> str:
         value = ",".join(date).strip()
         try:
             parsed = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            if parsed.tzinfo is not None:
+                parsed = parsed.astimezone(_dt.timezone.utc)
+        except (TypeError, ValueError, OverflowError):  # unparsable, or past year 9999 in UTC
             raise _incomplete(f"Date header is not an RFC 1123 date. Got '{value}'.") from None
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(_dt.timezone.utc)
-        return parsed.strftime(SIGV4_TIMESTAMP)
+        # Four-digit years always (strftime writes year 999 as "999"): _AMZ_DATE's shape.
+        return (f"{parsed.year:04d}{parsed.month:02d}{parsed.day:02d}"
+                f"T{parsed.hour:02d}{parsed.minute:02d}{parsed.second:02d}Z")
     raise _incomplete(
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
     )

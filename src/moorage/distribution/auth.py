@@ -4,7 +4,6 @@ GetAuthorizationToken as password (ecr-api.md §6.2)."""
 from __future__ import annotations
 
 import base64
-import binascii
 
 from moorage.auth.principals import Principal
 from moorage.auth.tokens import TokenClaims
@@ -74,7 +73,7 @@ class Authenticator:
             raise AuthenticationFailed("use HTTP Basic authentication with user AWS")
         try:
             user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII base64 text
             raise AuthenticationFailed("malformed Basic credentials") from None
         if user != "AWS":
             raise AuthenticationFailed("the user name must be AWS")

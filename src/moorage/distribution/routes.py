@@ -320,7 +320,11 @@ async def _receive_and_complete(call: Call, upload_id: str, digest: str, start: 
     length = request.headers.get("content-length", "").strip()
     if length.isdigit() and int(length) <= FLUSH_BYTES and "content-range" not in request.headers:
         chunks = [chunk async for chunk in request.stream()]
-        await run_in_threadpool(uploads.complete, call.name, upload_id, digest, b"".join(chunks))
+        try:
+            await run_in_threadpool(uploads.complete, call.name, upload_id, digest, b"".join(chunks))
+        except errors.UploadOffsetMismatch as error:  # another request is appending
+            raise OciError("BLOB_UPLOAD_INVALID", error.message, 416,
+                           headers=call.upload_headers(upload_id, error.size_bytes)) from None
         return
     if _has_body(request):
         await _receive(call, upload_id, start=start, completing=True)

@@ -58,19 +58,11 @@ _REPOSITORIES = Repository.__table__
 _BLOBS = Blob.__table__
 _REPOSITORY_BLOBS = RepositoryBlob.__table__
 
-_MANIFEST_COLUMNS = select(
-    Image.id, Image.digest, Image.media_type, Image.content, Image.last_pulled_at
-).join(Repository, Repository.id == Image.repository_id).where(
-    Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
-_MANIFEST_BY_DIGEST = _MANIFEST_COLUMNS.where(Image.digest == bindparam("reference"))
-_MANIFEST_BY_TAG = _MANIFEST_COLUMNS.join(Tag, Tag.image_id == Image.id).where(
-    Tag.name == bindparam("reference"))
-
 # -- prepared statements of the write paths (built once; executed on a bare connection) ------
 
-# Manifest PUT / PutImage, first read: the repository row (locked on PostgreSQL), the image
-# that already has the manifest's digest, the image the tag names now and the image count
-# (images-per-repository quota), in one round trip.
+# Manifest PUT / PutImage, first read (after locking the repository row on PostgreSQL): the
+# repository row, the image that already has the manifest's digest, the image the tag names now
+# and the image count (images-per-repository quota), in one round trip.
 _PUT_STATE = select(
     _REPOSITORIES.c.id,
     _REPOSITORIES.c.name,
@@ -90,7 +82,6 @@ _PUT_STATE = select(
     _REPOSITORIES.c.registry_id == bindparam("registry_id"),
     _REPOSITORIES.c.name == bindparam("name"),
 )
-_PUT_STATE_FOR_UPDATE = _PUT_STATE.with_for_update(of=_REPOSITORIES)
 
 # What a new manifest references and the repository holds: blobs with their sizes, child
 # manifests with their image sizes.
@@ -285,8 +276,13 @@ class ImageService:
         self, connection: Connection, repository_name: str, manifest: Manifest, content: bytes,
         tag: str | None, reject_existing: bool,
     ) -> None:
-        statement = _PUT_STATE if self.context.database.is_sqlite else _PUT_STATE_FOR_UPDATE
-        state = connection.execute(statement, {
+        if not self.context.database.is_sqlite:
+            # Lock first, in a statement of its own: under READ COMMITTED a statement's snapshot
+            # predates its lock wait, so subqueries locked in the same statement could describe
+            # the repository before a concurrent delete committed (SQLite's BEGIN IMMEDIATE
+            # already serialises writers).
+            self.context.repository_id(connection, repository_name, for_update=True)
+        state = connection.execute(_PUT_STATE, {
             "registry_id": self.context.registry_id, "name": repository_name,
             "digest": manifest.digest, "tag": tag}).first()
         if state is None:
@@ -383,38 +379,6 @@ class ImageService:
         return sum(d.size for d in manifest.layers)
 
     # -- read -------------------------------------------------------------------------------
-
-    def get(self, repository_name: str, reference: str, *, record_pull: bool) -> StoredManifest:
-        """The manifest named by ``reference`` (a tag or a digest).
-
-        Args:
-            record_pull: update the image's last pull time (GET, not HEAD).
-
-        Raises:
-            InvalidTag / InvalidDigest: malformed reference (``TAG_INVALID`` / ``DIGEST_INVALID``).
-            RepositoryNotFound: (``NAME_UNKNOWN``).
-            ImageNotFound: (``MANIFEST_UNKNOWN``).
-        """
-        by_digest = is_digest(reference)
-        if by_digest:
-            parse_digest(reference)
-        else:
-            parse_tag(reference)
-        # The hot path of every pull: one prepared query on a bare connection.
-        statement = _MANIFEST_BY_DIGEST if by_digest else _MANIFEST_BY_TAG
-        with self.context.database.read_connection() as connection:
-            row = connection.execute(statement, {
-                "registry_id": self.context.registry_id, "name": repository_name,
-                "reference": reference}).first()
-            if row is None:
-                self.context.repository_id(connection, repository_name)  # RepositoryNotFound
-        if row is None:
-            raise errors.ImageNotFound(
-                f"manifest '{reference}' is unknown to repository '{repository_name}'")
-        stored = StoredManifest(row.digest, row.media_type, row.content, row.id, row.last_pulled_at)
-        if record_pull:
-            self.record_pull(stored)
-        return stored
 
     def pull_is_stale(self, stored: StoredManifest) -> bool:
         """True when pulling ``stored`` now should update its last pull time (at most once a

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+TURN_WAIT_SECONDS = 30.0  # as the SQLite busy timeout
 
 
 def normalise_url(url: str) -> str:
@@ -118,8 +121,18 @@ class WriterQueue:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """Hold the writers' turn for the duration of the block."""
-        with self._thread_lock:
+        """Hold the writers' turn for the duration of the block.
+
+        Raises:
+            sqlalchemy.exc.OperationalError: another thread of this process has held the turn
+                for :data:`TURN_WAIT_SECONDS` (as SQLite's busy timeout would): at most one
+                thread per process waits on another process's turn, so a stuck writer elsewhere
+                cannot tie up every worker thread.
+        """
+        if not self._thread_lock.acquire(timeout=TURN_WAIT_SECONDS):
+            raise OperationalError(None, None, sqlite3.OperationalError(
+                f"database is locked: no writer's turn within {TURN_WAIT_SECONDS:.0f} seconds"))
+        try:
             depth = getattr(self._depth, "value", 0)
             if depth == 0 and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -130,6 +143,8 @@ class WriterQueue:
                 self._depth.value = depth
                 if depth == 0 and self._fd is not None:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
     def close(self) -> None:
         """Release the lock file's descriptor."""
@@ -153,6 +168,7 @@ class Database:
         self._read_engine = self.engine.execution_options(moorage_read_only=True)
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
         self._writers: WriterQueue | None = None
+        self._dispose_callbacks: list[Callable[[], None]] = []
         if self.engine.dialect.name == "sqlite":
             self._statement_engine = create_database_engine(url, single_statement=True)
             database_file = self.engine.url.database
@@ -203,8 +219,16 @@ class Database:
         with self._statement_engine.connect() as connection:
             yield connection
 
+    def on_dispose(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (no arguments) when the database is disposed: for components that
+        keep connections of their own."""
+        self._dispose_callbacks.append(callback)
+
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and those of components registered with
+        :meth:`on_dispose`."""
+        for callback in self._dispose_callbacks:
+            callback()
         self.engine.dispose()
         self._statement_engine.dispose()
         if self._writers is not None:

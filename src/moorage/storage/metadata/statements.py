@@ -43,7 +43,12 @@ def for_postgresql(statement: str) -> str:
 
 def locking(statement: str, connection: Connection | Session) -> str:
     """``statement`` (a SELECT) locking the rows it reads until the transaction ends: ``FOR
-    UPDATE`` on PostgreSQL; SQLite's write transaction holds the whole database already."""
+    UPDATE`` on PostgreSQL; SQLite's write transaction holds the whole database already.
+
+    Lock in a statement of its own: under PostgreSQL's READ COMMITTED a statement's snapshot is
+    taken before it waits for a lock, so other reads (subqueries) in the locking statement can
+    see the state from before the lock holder committed; the next statement sees it.
+    """
     return statement if _is_sqlite(_connection(connection)) else statement + " FOR UPDATE"
 
 
@@ -106,6 +111,12 @@ class StatementReader:
             if url.database and url.database != ":memory:" and not url.query:
                 self._sqlite_path = url.database
         self._local = threading.local()
+        # Every thread's SQLite connection, closed with the database (Database.dispose); a
+        # thread holding one of an older generation opens a new one.
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._generation = 0
+        database.on_dispose(self.close)
 
     def all(self, statement: str, parameters: dict[str, Any]) -> list[tuple]:
         """Every row of ``statement``."""
@@ -125,11 +136,22 @@ class StatementReader:
 
     def _sqlite(self) -> sqlite3.Connection:
         """This thread's connection to the SQLite file."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
+        local = self._local
+        if getattr(local, "generation", None) != self._generation:
             assert self._sqlite_path is not None
-            connection = self._local.connection = self._connect_sqlite(self._sqlite_path)
-        return connection
+            connection = self._connect_sqlite(self._sqlite_path)
+            with self._connections_lock:
+                self._connections.append(connection)
+                local.connection, local.generation = connection, self._generation
+        return local.connection
+
+    def close(self) -> None:
+        """Close every thread's SQLite connection (threads reading later open new ones)."""
+        with self._connections_lock:
+            self._generation += 1
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
 
     def _in_dialect(self, statement: str) -> str:
         return statement if self.is_sqlite else for_postgresql(statement)
