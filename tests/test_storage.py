@@ -101,7 +101,7 @@ def test_statement_reader_connections_close_with_the_database(tmp_path):
     for thread in threads:
         thread.join()
     read()
-    opened = list(reader._connections)
+    opened = list(reader._sqlite._connections)
     assert seen == [(7,)] * 4 and len(opened) == 4
     database.dispose()
     for connection in opened:
@@ -109,4 +109,29 @@ def test_statement_reader_connections_close_with_the_database(tmp_path):
             connection.execute("SELECT 1")
     read()
     assert seen[-1] == (7,)
+    database.dispose()
+
+
+def test_statement_writer_commits_or_rolls_back_whole(fresh_database_url):
+    """A StatementWriter transaction (own sqlite3 connection on SQLite, SQLAlchemy's on
+    PostgreSQL) commits when its block ends and rolls back whole when it raises; driver errors
+    surface as SQLAlchemy's exceptions; foreign keys are enforced."""
+    database = Database(fresh_database_url)
+    with database.write_connection() as connection:
+        connection.exec_driver_sql("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql(
+            "CREATE TABLE children (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parents (id))")
+    writer = statements.statement_writer(database)
+    reader = statements.statement_reader(database)
+    with writer.transaction() as connection:
+        statements.execute(connection, "INSERT INTO parents VALUES (:id)", {"id": 1})
+    assert reader.all("SELECT id FROM parents", {}) == [(1,)]
+    with pytest.raises(RuntimeError), writer.transaction() as connection:
+        statements.execute(connection, "INSERT INTO parents VALUES (:id)", {"id": 2})
+        raise RuntimeError("rolled back")
+    with pytest.raises(IntegrityError), writer.transaction() as connection:
+        statements.execute(connection, "INSERT INTO parents VALUES (:id)", {"id": 3})
+        statements.execute(connection, "INSERT INTO children VALUES (1, :parent)", {"parent": 99})
+    assert reader.all("SELECT id FROM parents ORDER BY id", {}) == [(1,)]
+    assert reader.all("SELECT id FROM children", {}) == []
     database.dispose()

@@ -24,7 +24,7 @@ from moorage.images.digests import parse_digest
 from moorage.registry.blobs import claim_blob, link_blob
 from moorage.registry.context import RegistryContext
 from moorage.storage.metadata import statements
-from moorage.storage.metadata.statements import statement_reader
+from moorage.storage.metadata.statements import statement_reader, statement_writer
 from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, start_writeback
 from moorage.storage.metadata.schema import UploadSession
 
@@ -146,7 +146,7 @@ class UploadService:
             RepositoryNotFound: no such repository (``NAME_UNKNOWN``).
         """
         upload_id = str(uuid.uuid4())
-        with self.context.database.write_connection() as connection:
+        with statement_writer(self.context.database).transaction() as connection:
             repository_id = self.context.repository_id(connection, repository_name)
             now = self.context.clock.now()
             self.context.blobs.create_upload(upload_id)
@@ -306,7 +306,7 @@ class UploadService:
         # same blob either finished before (we publish afresh) or waits for us (and then finds
         # the new link and keeps the blob). The session row is locked too, so a collector of
         # abandoned uploads cannot remove the data being published.
-        with self.context.database.write_connection() as connection:
+        with statement_writer(self.context.database).transaction() as connection:
             repository_id = self.context.repository_id(connection, repository_name)
             owner = statements.one(connection, statements.locking(_SESSION_OWNER, connection),
                                    {"upload_id": upload_id})
@@ -365,13 +365,13 @@ class UploadService:
         return _Session(row[1], row[2], bool(row[3]))
 
     def _finish_append(self, append: Append) -> None:
-        with self.context.database.write_connection() as session:
+        with statement_writer(self.context.database).transaction() as session:
             statements.execute(session, _RECORD_PROGRESS, {
                 "upload_id": append.upload_id, "size_bytes": append.size_bytes,
                 "now": self.context.clock.now()})
 
     def _end(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
-        with self.context.database.write_connection() as connection:
+        with statement_writer(self.context.database).transaction() as connection:
             statements.execute(connection, _DELETE_SESSION, {"upload_id": upload_id})
         self.context.blobs.delete_upload(upload_id)

@@ -189,17 +189,19 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One session in one transaction."""
-        with self._writer_turn(), self._sessions.begin() as session:
+        with self.writer_turn(), self._sessions.begin() as session:
             yield session
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A bare connection in one write transaction (Core statements; hot write paths)."""
-        with self._writer_turn(), self.engine.begin() as connection:
+        with self.writer_turn(), self.engine.begin() as connection:
             yield connection
 
     @contextmanager
-    def _writer_turn(self) -> Iterator[None]:
+    def writer_turn(self) -> Iterator[None]:
+        """Hold the SQLite writers' turn (:class:`WriterQueue`) for the block; nothing on
+        PostgreSQL. Every write transaction on SQLite runs inside it."""
         if self._writers is None:  # PostgreSQL: row locks, no database-wide writer lock
             yield
         else:
