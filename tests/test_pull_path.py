@@ -240,3 +240,4 @@ def test_statements_for_postgresql():
     assert for_postgresql("SELECT coalesce(x::text, '[]') FROM t WHERE a = :a AND b > :last_name") == (
         "SELECT coalesce(x::text, '[]') FROM t WHERE a = %(a)s AND b > %(last_name)s")
     assert for_postgresql("SELECT '%' WHERE a = :a") == "SELECT '%%' WHERE a = %(a)s"
+    assert for_postgresql("WHERE d IN (:b0, :b12)") == "WHERE d IN (%(b0)s, %(b12)s)"

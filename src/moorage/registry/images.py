@@ -10,10 +10,10 @@ manifests", "Listing tags", "Listing referrers"; ecr-api.md §3.8, §9.2.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
-
+import json
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     String,
@@ -21,9 +21,6 @@ from sqlalchemy import (
     cast,
     delete,
     exists,
-    func,
-    insert,
-    literal_column,
     null,
     select,
     union_all,
@@ -37,6 +34,8 @@ from moorage.images.digests import is_digest, parse_digest
 from moorage.images.manifests import Manifest, parse_manifest
 from moorage.images.references import parse_tag
 from moorage.registry.context import RegistryContext
+from moorage.storage.metadata import statements
+from moorage.storage.metadata.statements import statement_writer
 from moorage.storage.metadata.schema import (
     Blob,
     Image,
@@ -62,50 +61,61 @@ _REPOSITORY_BLOBS = RepositoryBlob.__table__
 
 # Manifest PUT / PutImage, first read (after locking the repository row on PostgreSQL): the
 # repository row, the image that already has the manifest's digest, the image the tag names now
-# and the image count (images-per-repository quota), in one round trip.
-_PUT_STATE = select(
-    _REPOSITORIES.c.id,
-    _REPOSITORIES.c.name,
-    _REPOSITORIES.c.registry_id,
-    _REPOSITORIES.c.image_tag_mutability,
-    _REPOSITORIES.c.image_tag_mutability_exclusion_filters,
-    select(_IMAGES.c.id).where(
-        _IMAGES.c.repository_id == _REPOSITORIES.c.id, _IMAGES.c.digest == bindparam("digest")
-    ).scalar_subquery().label("image_id"),
-    select(_TAGS.c.image_id).where(
-        _TAGS.c.repository_id == _REPOSITORIES.c.id, _TAGS.c.name == bindparam("tag")
-    ).scalar_subquery().label("tagged_image_id"),
-    select(func.count()).select_from(_IMAGES).where(
-        _IMAGES.c.repository_id == _REPOSITORIES.c.id
-    ).scalar_subquery().label("image_count"),
-).where(
-    _REPOSITORIES.c.registry_id == bindparam("registry_id"),
-    _REPOSITORIES.c.name == bindparam("name"),
+# and the image count (images-per-repository quota), in one round trip. SQL text run by
+# moorage.storage.metadata.statements in a StatementWriter transaction (the push path).
+_PUT_STATE = (
+    "SELECT r.id, r.name, r.registry_id, r.image_tag_mutability,"
+    " r.image_tag_mutability_exclusion_filters,"
+    " (SELECT i.id FROM images i WHERE i.repository_id = r.id AND i.digest = :digest),"
+    " (SELECT t.image_id FROM tags t WHERE t.repository_id = r.id AND t.name = :tag),"
+    " (SELECT count(*) FROM images i WHERE i.repository_id = r.id)"
+    " FROM repositories r WHERE r.registry_id = :registry_id AND r.name = :name"
+)
+# What a new manifest references and the repository holds: blobs with their sizes, child
+# manifests with their image sizes ({blobs} and {manifests}: lists of bound parameters).
+_REFERENCED_BLOBS = (
+    "SELECT 'blob', b.digest, b.size_bytes FROM blobs b"
+    " JOIN repository_blobs rb ON rb.digest = b.digest"
+    " WHERE rb.repository_id = :repository_id AND b.digest IN ({blobs})"
+)
+_REFERENCED_MANIFESTS = (
+    "SELECT 'manifest', i.digest, i.image_size_bytes FROM images i"
+    " WHERE i.repository_id = :repository_id AND i.digest IN ({manifests})"
+)
+_INSERT_IMAGE = (
+    "INSERT INTO images (repository_id, digest, media_type, artifact_type, config_media_type,"
+    " subject_digest, annotations, content, manifest_size_bytes, image_size_bytes, pushed_at,"
+    " last_pulled_at) VALUES (:repository_id, :digest, :media_type, :artifact_type,"
+    " :config_media_type, :subject_digest, :annotations, :content, :manifest_size_bytes,"
+    " :image_size_bytes, :pushed_at, NULL) RETURNING id"
+)
+_INSERT_REFERENCE = (
+    "INSERT INTO image_references (image_id, digest, kind, media_type, blob_digest)"
+    " VALUES (:image_id, :digest, :kind, :media_type, :blob_digest)"
+)
+_INSERT_TAG = (
+    "INSERT INTO tags (repository_id, name, image_id, updated_at)"
+    " VALUES (:repository_id, :name, :image_id, :updated_at)"
+)
+_MOVE_TAG = (
+    "UPDATE tags SET image_id = :image_id, updated_at = :updated_at"
+    " WHERE repository_id = :repository_id AND name = :name"
 )
 
-# What a new manifest references and the repository holds: blobs with their sizes, child
-# manifests with their image sizes.
-_REFERENCED = union_all(
-    select(literal_column("'blob'").label("kind"), _BLOBS.c.digest, _BLOBS.c.size_bytes)
-    .select_from(_BLOBS.join(_REPOSITORY_BLOBS, _REPOSITORY_BLOBS.c.digest == _BLOBS.c.digest))
-    .where(
-        _REPOSITORY_BLOBS.c.repository_id == bindparam("repository_id"),
-        _BLOBS.c.digest.in_(bindparam("blobs", expanding=True)),
-    ),
-    select(literal_column("'manifest'"), _IMAGES.c.digest, _IMAGES.c.image_size_bytes).where(
-        _IMAGES.c.repository_id == bindparam("repository_id"),
-        _IMAGES.c.digest.in_(bindparam("manifests", expanding=True)),
-    ),
-)
-_INSERT_IMAGE = insert(_IMAGES)
-_INSERT_REFERENCE = insert(_REFERENCES)
-_INSERT_TAG = insert(_TAGS)
-_MOVE_TAG = (
-    update(_TAGS)
-    .where(_TAGS.c.repository_id == bindparam("b_repository_id"),
-           _TAGS.c.name == bindparam("b_name"))
-    .values(image_id=bindparam("b_image_id"), updated_at=bindparam("b_updated_at"))
-)
+
+class _PutState(NamedTuple):
+    """The first read of a manifest PUT (columns of :data:`_PUT_STATE`)."""
+
+    id: int
+    name: str
+    registry_id: str
+    image_tag_mutability: str
+    image_tag_mutability_exclusion_filters: list[dict[str, str]] | None
+    image_id: int | None
+    tagged_image_id: int | None
+    image_count: int
+
+
 _RECORD_PULLS = (
     update(_IMAGES)
     .where(_IMAGES.c.id.in_(bindparam("image_ids", expanding=True)))
@@ -260,7 +270,7 @@ class ImageService:
                 )
         for attempt in range(3):
             try:
-                with self.context.database.write_connection() as connection:
+                with statement_writer(self.context.database).transaction() as connection:
                     self._put(connection, repository_name, manifest, content, tag, reject_existing)
                 return manifest
             except IntegrityError:
@@ -273,7 +283,8 @@ class ImageService:
         raise AssertionError("unreachable")
 
     def _put(
-        self, connection: Connection, repository_name: str, manifest: Manifest, content: bytes,
+        self, connection: statements.Executor, repository_name: str, manifest: Manifest,
+        content: bytes,
         tag: str | None, reject_existing: bool,
     ) -> None:
         if not self.context.database.is_sqlite:
@@ -282,11 +293,15 @@ class ImageService:
             # the repository before a concurrent delete committed (SQLite's BEGIN IMMEDIATE
             # already serialises writers).
             self.context.repository_id(connection, repository_name, for_update=True)
-        state = connection.execute(_PUT_STATE, {
+        row = statements.one(connection, _PUT_STATE, {
             "registry_id": self.context.registry_id, "name": repository_name,
-            "digest": manifest.digest, "tag": tag}).first()
-        if state is None:
+            "digest": manifest.digest, "tag": tag})
+        if row is None:
             raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
+        filters = row[4]
+        if isinstance(filters, str):  # SQLite hands JSON columns back as text
+            filters = json.loads(filters)
+        state = _PutState(row[0], row[1], row[2], row[3], filters, row[5], row[6], int(row[7]))
         image_id = state.image_id
         if image_id is not None and reject_existing:
             if tag is None or state.tagged_image_id == image_id:
@@ -303,27 +318,27 @@ class ImageService:
                     f"the repository '{state.name}' has been reached")
             image_size = self._check_references(connection, state.id, manifest)
             config_media_type = manifest.config.media_type if manifest.config else None
-            image_id = connection.execute(_INSERT_IMAGE, {
+            annotations = manifest.annotations
+            (image_id,) = statements.one(connection, _INSERT_IMAGE, {
                 "repository_id": state.id,
                 "digest": manifest.digest,
                 "media_type": manifest.media_type,
                 "artifact_type": manifest.effective_artifact_type,
                 "config_media_type": config_media_type,
                 "subject_digest": manifest.subject.digest if manifest.subject else None,
-                "annotations": manifest.annotations,
+                "annotations": None if annotations is None else json.dumps(annotations),
                 "content": content,
                 "manifest_size_bytes": len(content),
                 "image_size_bytes": image_size,
                 "pushed_at": now,
-                "last_pulled_at": None,
-            }).inserted_primary_key[0]
+            })
             references: dict[tuple[str, str], str] = {}
             for descriptor in manifest.blob_references:
                 references.setdefault((descriptor.digest, "blob"), descriptor.media_type)
             for descriptor in manifest.manifests:
                 references.setdefault((descriptor.digest, "manifest"), descriptor.media_type)
             if references:
-                connection.execute(_INSERT_REFERENCE, [
+                statements.execute_many(connection, _INSERT_REFERENCE, [
                     {"image_id": image_id, "digest": digest, "kind": kind,
                      "media_type": media_type, "blob_digest": digest if kind == "blob" else None}
                     for (digest, kind), media_type in references.items()
@@ -332,16 +347,16 @@ class ImageService:
             return
         current = state.tagged_image_id
         if current is None:
-            connection.execute(_INSERT_TAG, {
+            statements.execute(connection, _INSERT_TAG, {
                 "repository_id": state.id, "name": tag, "image_id": image_id, "updated_at": now})
         elif current != image_id:
             if is_immutable(state, tag):
                 raise errors.ImageTagAlreadyExists(tag, state.name)
-            connection.execute(_MOVE_TAG, {
-                "b_repository_id": state.id, "b_name": tag, "b_image_id": image_id,
-                "b_updated_at": now})
+            statements.execute(connection, _MOVE_TAG, {
+                "repository_id": state.id, "name": tag, "image_id": image_id, "updated_at": now})
 
-    def _check_references(self, connection: Connection, repository_id: int, manifest: Manifest) -> int:
+    def _check_references(self, connection: statements.Executor, repository_id: int,
+                          manifest: Manifest) -> int:
         """Check every referenced blob and child manifest is in the repository (one query).
 
         Returns:
@@ -358,9 +373,16 @@ class ImageService:
         found_blobs: dict[str, int] = {}
         found_children: dict[str, int] = {}
         if wanted or children:
-            for kind, digest, size in connection.execute(_REFERENCED, {
-                    "repository_id": repository_id, "blobs": list(wanted),
-                    "manifests": list(children)}):
+            parameters: dict[str, Any] = {"repository_id": repository_id}
+            parts = []
+            for template, names, key, digests in (
+                    (_REFERENCED_BLOBS, "blobs", "b", list(wanted)),
+                    (_REFERENCED_MANIFESTS, "manifests", "m", sorted(children))):
+                if digests:
+                    parameters.update({f"{key}{index}": d for index, d in enumerate(digests)})
+                    placeholders = ", ".join(f":{key}{index}" for index in range(len(digests)))
+                    parts.append(template.format(**{names: placeholders}))
+            for kind, digest, size in statements.all(connection, " UNION ALL ".join(parts), parameters):
                 (found_blobs if kind == "blob" else found_children)[digest] = size
         missing_blobs: list[str] = []
         for digest, size in wanted.items():

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from moorage.storage.metadata.database import Database
 
-_NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_]+)")  # not a PostgreSQL cast (::text)
+_NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")  # not a PostgreSQL cast (::text)
 
 
 @functools.lru_cache(maxsize=512)
@@ -63,6 +63,34 @@ def one(connection: Executor, statement: str, parameters: dict[str, Any]) -> tup
     cursor = _cursor(connection, statement, parameters)
     try:
         return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def all(connection: Executor, statement: str, parameters: dict[str, Any]) -> list[tuple]:  # noqa: A001
+    """Every row of ``statement``."""
+    cursor = _cursor(connection, statement, parameters)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def execute_many(connection: Executor, statement: str, rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` once per parameter set in ``rows`` (one driver call)."""
+    if isinstance(connection, sqlite3.Connection):
+        try:
+            connection.executemany(statement, rows)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(statement, rows, error, sqlite3.Error) from error
+        return
+    bound = _connection(connection)
+    cursor = bound.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(for_postgresql(statement) if not _is_sqlite(bound) else statement, rows)
+    except bound.dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(statement, rows, error, bound.dialect.loaded_dbapi.Error,
+                                  dialect=bound.dialect) from error
     finally:
         cursor.close()
 
