@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from starlette.concurrency import run_in_threadpool
+from moorage.threads import run_in_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -33,7 +33,7 @@ class SignedLayerDownload:
                 params.get("signature", ""), self.services.context.clock.now(),
             ):
                 raise OciError("DENIED", "the download URL is invalid or has expired", 403)
-            size = await run_in_threadpool(self.services.blobs.stat, match["name"], match["digest"])
+            size = await run_in_thread(self.services.blobs.stat, match["name"], match["digest"])
         except OciError as error:
             return error_response(error, head=head)
         except errors.MoorageError as error:

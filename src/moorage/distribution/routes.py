@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import structlog
-from starlette.concurrency import run_in_threadpool
+from moorage.threads import run_in_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
@@ -98,7 +98,7 @@ async def read(call: Call, function: Callable[..., Any], *args: Any, **kwargs: A
     takes microseconds, less than a hop to a worker thread), in a thread otherwise."""
     if call.services.context.database.is_sqlite:
         return function(*args, **kwargs)
-    return await run_in_threadpool(function, *args, **kwargs)
+    return await run_in_thread(function, *args, **kwargs)
 
 
 # -- base ----------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ async def get_manifest(call: Call) -> Reply:
         images = call.services.images
         stored = StoredManifest(digest, media_type, b"", image_id, last_pulled_at)
         if images.pull_is_stale(stored):
-            await run_in_threadpool(images.record_pull, stored)
+            await run_in_thread(images.record_pull, stored)
     if not _accepts(call.header_values(b"accept"), media_type):
         raise OciError(
             "MANIFEST_UNKNOWN",
@@ -172,7 +172,7 @@ async def put_manifest(call: Call) -> Reply:
     reference = call.values["reference"]
     content = await _read_limited(call.request, MAX_MANIFEST_BYTES)
     by_digest = ":" in reference
-    manifest = await run_in_threadpool(
+    manifest = await run_in_thread(
         call.services.images.put,
         call.name,
         content,
@@ -193,7 +193,7 @@ async def put_manifest(call: Call) -> Reply:
 async def delete_manifest(call: Call) -> Reply:
     """``DELETE /v2/<name>/manifests/<reference>``: 202. By digest, the image and its tags; by
     tag, the tag (and the image when it was its last tag, as ECR's BatchDeleteImage)."""
-    await run_in_threadpool(call.services.images.delete, call.name, call.values["reference"])
+    await run_in_thread(call.services.images.delete, call.name, call.values["reference"])
     log.info("manifest.delete", repository=call.name, reference=call.values["reference"])
     return Reply(202)
 
@@ -235,7 +235,7 @@ def _ranges_ascend(value: str) -> bool:
 
 async def delete_blob(call: Call) -> Reply:
     """``DELETE /v2/<name>/blobs/<digest>``: unlink from the repository, 202."""
-    await run_in_threadpool(call.services.blobs.unlink, call.name, call.values["digest"])
+    await run_in_thread(call.services.blobs.unlink, call.name, call.values["digest"])
     return Reply(202)
 
 
@@ -252,7 +252,7 @@ async def start_upload(call: Call) -> Response:
         parse_digest(mount)
         try:
             parse_repository_name(source)
-            mounted = await run_in_threadpool(call.services.blobs.mount, call.name, mount, source)
+            mounted = await run_in_thread(call.services.blobs.mount, call.name, mount, source)
         except errors.InvalidRepositoryName:
             mounted = False
         if mounted:
@@ -260,7 +260,7 @@ async def start_upload(call: Call) -> Response:
     digest = params.get("digest")
     if digest is not None:
         parse_digest(digest)
-    upload_id = await run_in_threadpool(uploads.start, call.name)
+    upload_id = await run_in_thread(uploads.start, call.name)
     if digest is None:
         return Response(b"", 202, headers=call.upload_headers(upload_id, 0))
     await _receive_and_complete(call, upload_id, digest, start=0)
@@ -270,7 +270,7 @@ async def start_upload(call: Call) -> Response:
 async def upload_status(call: Call) -> Response:
     """``GET /v2/<name>/blobs/uploads/<id>``: 204 with the received ``Range``."""
     upload_id = call.values["upload_id"]
-    size = await run_in_threadpool(call.services.uploads.size, call.name, upload_id)
+    size = await run_in_thread(call.services.uploads.size, call.name, upload_id)
     return Response(b"", 204, headers=call.upload_headers(upload_id, size))
 
 
@@ -297,7 +297,7 @@ async def put_upload(call: Call) -> Response:
 
 async def cancel_upload(call: Call) -> Response:
     """``DELETE /v2/<name>/blobs/uploads/<id>``: 204."""
-    await run_in_threadpool(call.services.uploads.cancel, call.name, call.values["upload_id"])
+    await run_in_thread(call.services.uploads.cancel, call.name, call.values["upload_id"])
     return Response(b"", 204)
 
 
@@ -321,14 +321,14 @@ async def _receive_and_complete(call: Call, upload_id: str, digest: str, start: 
     if length.isdigit() and int(length) <= FLUSH_BYTES and "content-range" not in request.headers:
         chunks = [chunk async for chunk in request.stream()]
         try:
-            await run_in_threadpool(uploads.complete, call.name, upload_id, digest, b"".join(chunks))
+            await run_in_thread(uploads.complete, call.name, upload_id, digest, b"".join(chunks))
         except errors.UploadOffsetMismatch as error:  # another request is appending
             raise OciError("BLOB_UPLOAD_INVALID", error.message, 416,
                            headers=call.upload_headers(upload_id, error.size_bytes)) from None
         return
     if _has_body(request):
         await _receive(call, upload_id, start=start, completing=True)
-    await run_in_threadpool(uploads.complete, call.name, upload_id, digest)
+    await run_in_thread(uploads.complete, call.name, upload_id, digest)
 
 
 def _has_body(request: Request) -> bool:
@@ -359,7 +359,7 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
         expected_length = int(match.group(2)) - range_start + 1
     uploads = call.services.uploads
     try:
-        append = await run_in_threadpool(uploads.append, call.name, upload_id, start)
+        append = await run_in_thread(uploads.append, call.name, upload_id, start)
     except errors.UploadOffsetMismatch as error:
         raise OciError(
             "BLOB_UPLOAD_INVALID", error.message, 416,
@@ -373,10 +373,10 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
             chunks.append(chunk)
             buffered += len(chunk)
             if buffered >= FLUSH_BYTES or len(chunks) >= MAX_WRITE_CHUNKS:
-                await run_in_threadpool(append.write_chunks, chunks)
+                await run_in_thread(append.write_chunks, chunks)
                 chunks, buffered = [], 0
         if chunks:
-            await run_in_threadpool(append.write_chunks, chunks)
+            await run_in_thread(append.write_chunks, chunks)
         received = append.size_bytes - append.start
         if expected_length is not None and received != expected_length:
             raise OciError(
@@ -389,7 +389,7 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
         # leave the upload locked.
         append.__exit__(type(error), error, None)
         raise
-    await run_in_threadpool(append.__exit__, None, None, None)
+    await run_in_thread(append.__exit__, None, None, None)
     return append.size_bytes
 
 
@@ -432,7 +432,7 @@ async def list_tags(call: Call) -> Reply:
 async def list_referrers(call: Call) -> Reply:
     """``GET /v2/<name>/referrers/<digest>[?artifactType=]``: an OCI index of referrers."""
     artifact_type = call.request.query_params.get("artifactType")
-    referrers = await run_in_threadpool(
+    referrers = await run_in_thread(
         call.services.listing.referrers, call.name, call.values["digest"], artifact_type
     )
     manifests = []

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import structlog
-from starlette.concurrency import run_in_threadpool
+from moorage.threads import run_in_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,7 +46,7 @@ class EcrEndpoint:
         try:
             operation_name = _operation_name(request)
             body = await _read_body(request)
-            result = await run_in_threadpool(self._handle, request, operation_name, body)
+            result = await run_in_thread(self._handle, request, operation_name, body)
             payload = json.dumps(_drop_none(result), separators=(",", ":"))
             metrics.count_request("ecr", 200)
             return Response(payload, 200, headers=_headers(request_id), media_type=CONTENT_TYPE)

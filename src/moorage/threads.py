@@ -1,0 +1,30 @@
+"""Blocking work (database writes, file I/O, hashing) off the event loop, on one thread pool.
+
+``run_in_thread(function, *args)`` runs ``function`` in a worker thread and awaits its result,
+with the caller's context variables (structlog's bound values). It is asyncio's executor hand-off
+directly: about 25 µs less per call than going through anyio's ``to_thread`` (as Starlette's
+``run_in_threadpool`` does), which a push pays several times per blob. The pool allows as many
+threads as anyio's default limiter (40): uploads may wait up to a second for a busy session's
+lock and SQLite writers wait for their turn, so threads must not run out under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+MAX_THREADS = 40
+
+_T = TypeVar("_T")
+_pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="moorage-worker")
+
+
+async def run_in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``function(*args, **kwargs)`` in a worker thread; its result, or its exception raised."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_pool, call)
