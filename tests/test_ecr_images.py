@@ -212,9 +212,9 @@ def test_children_of_an_index_and_referrers(ecr, repository, http):
     assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
 
 
-def test_deleting_a_subject_deletes_its_referrers(ecr, repository, http):
-    subject = make_image_pushed(ecr, repository)
-    put(ecr, repository, subject, "v1")
+def put_signature_of(ecr, repository, subject) -> str:  # type: ignore[no-untyped-def]
+    """PutImage of an OCI artifact (empty config and layer) whose subject is ``subject``;
+    returns its manifest text."""
     empty = b"{}"
     push_layers_with_ecr(ecr, repository, {digest_of(empty): empty})
     artifact = json.dumps({
@@ -224,6 +224,13 @@ def test_deleting_a_subject_deletes_its_referrers(ecr, repository, http):
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": len(subject.manifest)},
     })
     ecr.put_image(repositoryName=repository, imageManifest=artifact)
+    return artifact
+
+
+def test_deleting_a_subject_deletes_its_referrers(ecr, repository, http):
+    subject = make_image_pushed(ecr, repository)
+    put(ecr, repository, subject, "v1")
+    artifact = put_signature_of(ecr, repository, subject)
     detail = [d for d in ecr.describe_images(repositoryName=repository)["imageDetails"] if d["imageDigest"] == digest_of(artifact.encode())][0]
     assert detail["subjectManifestDigest"] == subject.digest
     assert detail["artifactMediaType"] == "application/vnd.example.sig"
@@ -486,15 +493,7 @@ def test_batch_delete_item_that_fails_midway_removes_nothing(ecr, repository):
     put(ecr, repository, subject, "v1")
     other = make_image_pushed(ecr, repository)
     put(ecr, repository, other, "other")
-    empty = b"{}"
-    push_layers_with_ecr(ecr, repository, {digest_of(empty): empty})
-    artifact = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(empty), "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(empty), "size": 2}],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": len(subject.manifest)},
-    })
-    ecr.put_image(repositoryName=repository, imageManifest=artifact)
+    artifact = put_signature_of(ecr, repository, subject)
     artifact_digest = digest_of(artifact.encode())
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": artifact_digest, "size": len(artifact)}]})

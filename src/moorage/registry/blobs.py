@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from moorage import errors
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
+from moorage.registry.pulls import PullReads
 from moorage.storage.metadata import statements
 from moorage.storage.metadata.schema import (
     Blob,
@@ -22,17 +23,6 @@ from moorage.storage.metadata.schema import (
     ImageReference,
     Repository,
     RepositoryBlob,
-)
-
-
-# Blob size if linked to the repository (NULL when not), or no row when the repository is absent.
-_BLOB_IN_REPOSITORY = (
-    select(Repository.id, Blob.size_bytes)
-    .select_from(Repository)
-    .outerjoin(RepositoryBlob, (RepositoryBlob.repository_id == Repository.id)
-               & (RepositoryBlob.digest == bindparam("digest")))
-    .outerjoin(Blob, Blob.digest == RepositoryBlob.digest)
-    .where(Repository.registry_id == bindparam("registry_id"), Repository.name == bindparam("name"))
 )
 
 
@@ -51,15 +41,7 @@ class BlobService:
             BlobNotFound: not linked to the repository (``BLOB_UNKNOWN``).
         """
         parse_digest(digest)
-        with self.context.database.read_connection() as connection:
-            row = connection.execute(_BLOB_IN_REPOSITORY, {
-                "registry_id": self.context.registry_id, "name": repository_name,
-                "digest": digest}).one_or_none()
-        if row is None:
-            raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
-        if row.size_bytes is None:
-            raise errors.BlobNotFound(f"blob {digest} is unknown to repository '{repository_name}'")
-        return int(row.size_bytes)
+        return PullReads(self.context).blob_size(repository_name, digest)  # the one size query
 
     def availability(self, repository_name: str, digests: list[str]) -> list[tuple[str, int, str | None] | errors.MoorageError]:
         """For each digest, in order: ``(digest, size in bytes, media type or None)`` when the

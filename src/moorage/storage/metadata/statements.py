@@ -23,9 +23,9 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -289,26 +289,26 @@ def _run(connection: sqlite3.Connection, statement: str) -> None:
 _readers: weakref.WeakKeyDictionary[Database, StatementReader] = weakref.WeakKeyDictionary()
 _writers: weakref.WeakKeyDictionary[Database, StatementWriter] = weakref.WeakKeyDictionary()
 _registry_lock = threading.Lock()
+_Component = TypeVar("_Component", StatementReader, StatementWriter)
+
+
+def _one_per_database(registry: weakref.WeakKeyDictionary[Database, _Component],
+                      factory: Callable[[Database], _Component], database: Database) -> _Component:
+    component = registry.get(database)
+    if component is None:
+        with _registry_lock:
+            component = registry.get(database)
+            if component is None:
+                component = registry[database] = factory(database)
+    return component
 
 
 def statement_reader(database: Database) -> StatementReader:
     """The one :class:`StatementReader` of ``database`` (its SQLite connections are per
     thread, so every service reading through it shares them)."""
-    reader = _readers.get(database)
-    if reader is None:
-        with _registry_lock:
-            reader = _readers.get(database)
-            if reader is None:
-                reader = _readers[database] = StatementReader(database)
-    return reader
+    return _one_per_database(_readers, StatementReader, database)
 
 
 def statement_writer(database: Database) -> StatementWriter:
     """The one :class:`StatementWriter` of ``database``."""
-    writer = _writers.get(database)
-    if writer is None:
-        with _registry_lock:
-            writer = _writers.get(database)
-            if writer is None:
-                writer = _writers[database] = StatementWriter(database)
-    return writer
+    return _one_per_database(_writers, StatementWriter, database)
