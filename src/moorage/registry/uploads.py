@@ -301,11 +301,24 @@ class UploadService:
         return size, newly_linked
 
     def _publish(self, repository_name: str, upload_id: str, digest: str, size: int) -> bool:
-        # Order matters for garbage collection: take the blob row (insert or lock it) first,
-        # then publish the file, then link — all in one transaction. A collector deleting the
+        # A blob no file holds yet is renamed into place, and its directory entry made durable,
+        # before the transaction: the directory fsync is the slowest step and must not hold the
+        # writers' turn (SQLite) that every other push waits for. Nothing can collect the new
+        # file meanwhile: the collector deletes only files of rows it deletes (this blob has no
+        # row, or one whose file the collector already removed), and the orphan sweep only
+        # files an hour old (a rename refreshes the ctime). Inside the transaction the blob row
+        # is claimed and the file checked before the link makes the blob visible.
+        #
+        # A blob whose file exists keeps the older order: take the blob row (insert or lock it)
+        # first, then publish, then link, all in one transaction, so a collector deleting the
         # same blob either finished before (we publish afresh) or waits for us (and then finds
         # the new link and keeps the blob). The session row is locked too, so a collector of
         # abandoned uploads cannot remove the data being published.
+        blobs = self.context.blobs
+        try:
+            placed = blobs.place_new_upload(upload_id, digest)
+        except FileNotFoundError:
+            raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
         with statement_writer(self.context.database).transaction() as connection:
             repository_id = self.context.repository_id(connection, repository_name)
             owner = statements.one(connection, statements.locking(_SESSION_OWNER, connection),
@@ -314,10 +327,14 @@ class UploadService:
                 raise errors.UploadNotFound(f"upload {upload_id} is unknown")
             now = self.context.clock.now()
             claim_blob(connection, digest, size, now)
-            try:
-                self.context.blobs.publish_upload(upload_id, digest)
-            except FileNotFoundError:
-                raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
+            if placed:
+                if blobs.blob_size(digest) != size:  # collected with a stale row meanwhile
+                    raise errors.UploadNotFound(f"upload {upload_id} is unknown")
+            else:
+                try:
+                    blobs.publish_upload(upload_id, digest)
+                except FileNotFoundError:
+                    raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
             newly_linked = link_blob(connection, repository_id, digest, now)
             statements.execute(connection, _DELETE_SESSION, {"upload_id": upload_id})
         return newly_linked

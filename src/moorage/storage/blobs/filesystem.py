@@ -150,6 +150,23 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
+    def place_new_upload(self, upload_id: str, digest: str) -> bool:
+        """Make the verified, synced upload the blob ``digest`` if no file holds that blob yet:
+        rename it into place and fsync the directory. Returns False (and does nothing) when a
+        file for ``digest`` exists already — :meth:`publish_upload` then decides inside the
+        caller's transaction.
+
+        Raises:
+            FileNotFoundError: no such upload.
+        """
+        target = paths.blob_path(self.root, digest)
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(paths.upload_path(self.root, upload_id), target)
+        _fsync_directory(target.parent)
+        return True
+
     def publish_upload(self, upload_id: str, digest: str) -> None:
         """Make the verified, synced upload the blob ``digest``: rename, fsync the directory.
 
