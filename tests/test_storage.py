@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import sqlite3
 import os
 import threading
@@ -11,6 +12,11 @@ import time
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from moorage import errors
+from moorage.config import Settings
+from moorage.registry.pulls import PullReads
+from moorage.registry.repositories import RepositorySettings
+from moorage.services import build_services
 from moorage.storage.metadata import statements
 from moorage.storage.metadata.database import Database
 
@@ -135,3 +141,37 @@ def test_statement_writer_commits_or_rolls_back_whole(fresh_database_url):
     assert reader.all("SELECT id FROM parents ORDER BY id", {}) == [(1,)]
     assert reader.all("SELECT id FROM children", {}) == []
     database.dispose()
+
+
+def test_new_blob_placed_before_the_transaction_and_checked_inside(tmp_path):
+    """A new blob's file is renamed into place before the publishing transaction; if it is gone
+    by the time the transaction checks (a collector acting on a stale row), the upload is
+    refused (BLOB_UPLOAD_UNKNOWN) and the blob never becomes visible. A blob whose file exists
+    already is published inside the transaction, as before."""
+    services = build_services(Settings(data_dir=tmp_path, account_id="123456789012"))
+    services.repositories.create("place", RepositorySettings())
+    store = services.context.blobs
+    content = b"placed before the transaction"
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    real_place = store.place_new_upload
+
+    def place_then_lose(upload_id: str, blob_digest: str) -> bool:
+        placed = real_place(upload_id, blob_digest)
+        store.delete_blob(blob_digest)  # what a collector with a stale row would do
+        return placed
+
+    store.place_new_upload = place_then_lose  # type: ignore[method-assign]
+    upload_id = services.uploads.start("place")
+    with pytest.raises(errors.UploadNotFound):
+        services.uploads.complete("place", upload_id, digest, content)
+    with pytest.raises(errors.BlobNotFound):
+        PullReads(services.context).blob_size("place", digest)
+
+    store.place_new_upload = real_place  # type: ignore[method-assign]
+    for expected_new_file in (True, False):  # the second push finds the file in place
+        upload_id = services.uploads.start("place")
+        assert store.blob_path(digest).exists() is not expected_new_file
+        services.uploads.complete("place", upload_id, digest, content)
+        assert PullReads(services.context).blob_size("place", digest) == len(content)
+        assert store.blob_path(digest).read_bytes() == content
+    services.close()
