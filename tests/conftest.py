@@ -84,6 +84,24 @@ class Server:
             env={**os.environ, "MOORAGE_ACCOUNT_ID": ACCOUNT_ID, **(env or {})})
 
 
+def wait_until_healthy(process: subprocess.Popen, url: str, log_path: Path, seconds: float = 30) -> None:
+    """Wait until the server at ``url`` answers ``/healthz`` with 200; kill it and fail with its
+    log when it exits or does not answer within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start: {log_path.read_text()}")
+        time.sleep(0.1)
+
+
 def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None) -> Server:
     """Start ``python -m moorage serve`` and wait until ``/healthz`` answers."""
     port = free_port()
@@ -104,19 +122,7 @@ def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | 
         env=env, stdout=log_file, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server did not start: {log_path.read_text()}")
-        time.sleep(0.1)
+    wait_until_healthy(process, url, log_path)
     return Server(url, f"127.0.0.1:{port}", data_dir, database_url, process, log_path)
 
 

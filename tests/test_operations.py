@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from moorage.auth.tokens import TokenIssuer
-from tests.conftest import ACCESS_KEY_ID, ACCOUNT_ID, REGION, free_port, start_server, stop_server
+from tests.conftest import (
+    ACCESS_KEY_ID, ACCOUNT_ID, REGION, free_port, start_server, stop_server, wait_until_healthy,
+)
 from tests.images import OCI_MANIFEST, digest_of, make_image
 
 
@@ -36,12 +38,7 @@ def test_first_start_writes_admin_credentials(tmp_path, fresh_database_url):
          "--database-url", fresh_database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_healthy(process, url, tmp_path / "log")
         credentials = data_dir / "credentials"
         assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
         assert str(credentials.resolve()) in (tmp_path / "log").read_text()
@@ -79,12 +76,7 @@ def test_first_start_writes_admin_credentials(tmp_path, fresh_database_url):
         process = subprocess.Popen(
             [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir),
              "--database-url", fresh_database_url], env=env, stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_healthy(process, url, tmp_path / "log")
         assert client.describe_repositories()["repositories"][0]["repositoryName"] == "first/start"
     finally:
         process.terminate()
