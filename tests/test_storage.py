@@ -81,6 +81,9 @@ def test_raw_statements_raise_sqlalchemy_errors_and_roll_back(fresh_database_url
     with pytest.raises(IntegrityError), database.write_connection() as connection:
         assert statements.execute(connection, "INSERT INTO facts VALUES (:value)", {"value": 1}) == 1
         statements.execute(connection, "INSERT INTO facts VALUES (:value)", {"value": 1})
+    with pytest.raises(IntegrityError), database.write_connection() as connection:
+        statements.execute_many(connection, "INSERT INTO facts VALUES (:value)",
+                                [{"value": 5}, {"value": 5}])
     with database.write_connection() as connection:
         assert statements.one(connection, "SELECT count(*) FROM facts", {}) == (0,)
         assert statements.one(connection, statements.locking(
@@ -138,6 +141,8 @@ def test_statement_writer_commits_or_rolls_back_whole(fresh_database_url):
     with pytest.raises(IntegrityError), writer.transaction() as connection:
         statements.execute(connection, "INSERT INTO parents VALUES (:id)", {"id": 3})
         statements.execute(connection, "INSERT INTO children VALUES (1, :parent)", {"parent": 99})
+    with pytest.raises(IntegrityError), writer.transaction() as connection:
+        statements.execute_many(connection, "INSERT INTO parents VALUES (:id)", [{"id": 4}, {"id": 4}])
     assert reader.all("SELECT id FROM parents ORDER BY id", {}) == [(1,)]
     assert reader.all("SELECT id FROM children", {}) == []
     database.dispose()

@@ -31,6 +31,7 @@ class BlobService:
 
     def __init__(self, context: RegistryContext) -> None:
         self.context = context
+        self._pulls = PullReads(context)
 
     def stat(self, repository_name: str, digest: str) -> int:
         """Size in bytes of blob ``digest`` in the repository.
@@ -41,7 +42,7 @@ class BlobService:
             BlobNotFound: not linked to the repository (``BLOB_UNKNOWN``).
         """
         parse_digest(digest)
-        return PullReads(self.context).blob_size(repository_name, digest)  # the one size query
+        return self._pulls.blob_size(repository_name, digest)  # the one blob-size query
 
     def availability(self, repository_name: str, digests: list[str]) -> list[tuple[str, int, str | None] | errors.MoorageError]:
         """For each digest, in order: ``(digest, size in bytes, media type or None)`` when the

@@ -78,21 +78,7 @@ def all(connection: Executor, statement: str, parameters: dict[str, Any]) -> lis
 
 def execute_many(connection: Executor, statement: str, rows: list[dict[str, Any]]) -> None:
     """Run ``statement`` once per parameter set in ``rows`` (one driver call)."""
-    if isinstance(connection, sqlite3.Connection):
-        try:
-            connection.executemany(statement, rows)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(statement, rows, error, sqlite3.Error) from error
-        return
-    bound = _connection(connection)
-    cursor = bound.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(for_postgresql(statement) if not _is_sqlite(bound) else statement, rows)
-    except bound.dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(statement, rows, error, bound.dialect.loaded_dbapi.Error,
-                                  dialect=bound.dialect) from error
-    finally:
-        cursor.close()
+    _cursor(connection, statement, rows, many=True).close()
 
 
 def execute(connection: Executor, statement: str, parameters: dict[str, Any]) -> int:
@@ -112,25 +98,26 @@ def _is_sqlite(connection: Connection) -> bool:
     return connection.dialect.name == "sqlite"
 
 
-def _cursor(connection: Executor, statement: str, parameters: dict[str, Any]) -> Any:
+def _cursor(connection: Executor, statement: str, parameters: Any, many: bool = False) -> Any:
+    """A cursor that has run ``statement`` (``executemany`` with ``many``) on the DB-API
+    connection beneath ``connection``. Driver errors are raised as the exception SQLAlchemy
+    would raise (IntegrityError, OperationalError…), so callers handle one family whichever way
+    a statement ran."""
     if isinstance(connection, sqlite3.Connection):  # StatementWriter's own connection
-        try:
-            return connection.execute(statement, parameters)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(statement, parameters, error, sqlite3.Error) from error
-    bound = _connection(connection)
-    driver = bound.connection.driver_connection
-    if not _is_sqlite(bound):
-        statement = for_postgresql(statement)
+        driver, error_base, dialect = connection, sqlite3.Error, None
+    else:
+        bound = _connection(connection)
+        driver, dialect = bound.connection.driver_connection, bound.dialect
+        error_base = dialect.loaded_dbapi.Error
+        if not _is_sqlite(bound):
+            statement = for_postgresql(statement)
     cursor = driver.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(statement, parameters)
-    except bound.dialect.loaded_dbapi.Error as error:
+        (cursor.executemany if many else cursor.execute)(statement, parameters)
+    except error_base as error:
         cursor.close()
-        # The exception SQLAlchemy would raise (IntegrityError, OperationalError…), so callers
-        # handle one family whichever way a statement ran.
-        raise DBAPIError.instance(statement, parameters, error, bound.dialect.loaded_dbapi.Error,
-                                  dialect=bound.dialect) from error
+        raise DBAPIError.instance(statement, parameters, error, error_base,
+                                  dialect=dialect) from error
     except BaseException:
         cursor.close()
         raise
@@ -278,12 +265,13 @@ class StatementWriter:
 
 
 def _run(connection: sqlite3.Connection, statement: str) -> None:
+    """BEGIN or COMMIT; a COMMIT that fails (SQLITE_BUSY, disk full) leaves no open transaction."""
     try:
-        connection.execute(statement)
-    except sqlite3.Error as error:
+        _cursor(connection, statement, {}).close()
+    except DBAPIError:
         if connection.in_transaction and statement == "COMMIT":
             connection.execute("ROLLBACK")
-        raise DBAPIError.instance(statement, {}, error, sqlite3.Error) from error
+        raise
 
 
 _readers: weakref.WeakKeyDictionary[Database, StatementReader] = weakref.WeakKeyDictionary()
