@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import workload as wl
+from benchmarks.ecrclient import EcrClient
 from benchmarks.servers import Target, hwm_kib, reset_hwm, rss_kib
 from benchmarks.workload import MiB, BenchError
 
@@ -421,7 +422,7 @@ class Tags(Scenario):
 
 class Ecr(Scenario):
     name = "ecr"
-    title = "ECR API (boto3, SigV4) vs moto server mode"
+    title = "ECR API (SigV4-signed AWS JSON 1.1) vs moto server mode"
     reference = "moto"
     metrics = [
         Metric("ecr.put_image", "ECR PutImage, 1 client", "img/s", True, 2.0, "≥ 2× moto",
@@ -454,29 +455,29 @@ class Ecr(Scenario):
             with target.connection() as connection:
                 wl.push_blobs_of(connection, name, self.base)
 
-    def put(self, client, repository: str, seq: str, tag: str) -> None:  # type: ignore[no-untyped-def]
-        client.put_image(repositoryName=repository, imageManifest=self.manifest(seq),
-                         imageManifestMediaType=wl.OCI_MANIFEST, imageTag=tag)
+    def put(self, client: EcrClient, repository: str, seq: str, tag: str) -> None:
+        client.call("PutImage", {"repositoryName": repository, "imageManifest": self.manifest(seq),
+                                 "imageManifestMediaType": wl.OCI_MANIFEST, "imageTag": tag})
 
     def setup(self, target: Target) -> None:
-        self.clients[target.kind] = target.ecr()
+        self.clients[target.kind] = target.ecr_client()
         self.prepare_repository(target, "bench/ecr-list")
-        clients = [target.ecr() for _ in range(8)]
+        clients = [target.ecr_client() for _ in range(8)]
         run_threads(8, lambda t: [self.put(clients[t], "bench/ecr-list", f"list-{i}", f"i{i:04d}")
                                   for i in range(t, 1000, 8)])
+        for client in clients:
+            client.close()
 
-    def _walk(self, client, operation: str) -> int:  # type: ignore[no-untyped-def]
+    def _walk(self, client: EcrClient, operation: str) -> int:
         pages, items, token = 0, 0, None
+        operation_name, key = {"describe": ("DescribeImages", "imageDetails"),
+                               "list": ("ListImages", "imageIds")}[operation]
         while True:
-            params = {"repositoryName": "bench/ecr-list", "maxResults": 100}
+            params: dict[str, Any] = {"repositoryName": "bench/ecr-list", "maxResults": 100}
             if token:
                 params["nextToken"] = token
-            if operation == "describe":
-                response = client.describe_images(**params)
-                items += len(response["imageDetails"])
-            else:
-                response = client.list_images(**params)
-                items += len(response["imageIds"])
+            response = client.call(operation_name, params)
+            items += len(response[key])
             pages += 1
             token = response.get("nextToken")
             if not token:
@@ -495,8 +496,9 @@ class Ecr(Scenario):
 
         def puts() -> None:
             for manifest, tag in manifests:
-                client.put_image(repositoryName=repository, imageManifest=manifest,
-                                 imageManifestMediaType=wl.OCI_MANIFEST, imageTag=tag)
+                client.call("PutImage", {"repositoryName": repository, "imageManifest": manifest,
+                                         "imageManifestMediaType": wl.OCI_MANIFEST,
+                                         "imageTag": tag})
 
         m = measure(target, puts)
         samples["ecr.put_image"] = Sample(count / m.wall, m.cpu / count * 1000)
@@ -516,8 +518,8 @@ class Ecr(Scenario):
         walls, cpus = [], []
         for _ in range(reps):
             ids = [{"imageTag": f"i{i:04d}"} for i in rng.sample(range(1000), 100)]
-            m = measure(target, lambda: client.batch_get_image(repositoryName="bench/ecr-list",
-                                                               imageIds=ids))
+            m = measure(target, lambda: client.call("BatchGetImage", {
+                "repositoryName": "bench/ecr-list", "imageIds": ids}))
             if len(m.result["images"]) != 100:
                 raise BenchError(f"BatchGetImage returned {len(m.result['images'])} images")
             walls.append(m.wall)
@@ -528,10 +530,12 @@ class Ecr(Scenario):
         walls, cpus = [], []
         for start in range(0, count - 99, 100):
             ids = [{"imageTag": tag} for _, tag in manifests[start:start + 100]]
-            m = measure(target, lambda: client.batch_delete_image(repositoryName=repository,
-                                                                  imageIds=ids))
+            m = measure(target, lambda: client.call("BatchDeleteImage", {
+                "repositoryName": repository, "imageIds": ids}))
             if m.result.get("failures"):
                 raise BenchError(f"BatchDeleteImage failures: {m.result['failures'][:2]}")
+            if len(m.result.get("imageIds", [])) != 100:
+                raise BenchError(f"BatchDeleteImage deleted {len(m.result.get('imageIds', []))}")
             walls.append(m.wall)
             cpus.append(m.cpu)
         samples["ecr.batch_delete_image"] = Sample(statistics.median(walls) * 1000,

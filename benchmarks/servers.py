@@ -28,6 +28,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from benchmarks.ecrclient import EcrClient
 from benchmarks.rawhttp import Connection
 
 ACCOUNT_ID = "123456789012"
@@ -173,6 +174,10 @@ class Target:
             config=Config(retries={"max_attempts": 1, "mode": "standard"},
                           max_pool_connections=16),
         )
+
+    def ecr_client(self) -> EcrClient:
+        """The lean SigV4 client the ECR measurements use (see :mod:`benchmarks.ecrclient`)."""
+        return EcrClient(self.host, self.port, REGION, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
 
     def ensure_repository(self, name: str) -> None:
         """Moorage (like ECR) needs a repository before a push; Distribution does not."""

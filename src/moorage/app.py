@@ -64,8 +64,7 @@ class MoorageApp:
                 return
             if path == "/" and scope["method"] == "POST":
                 # The endpoint answers every error itself (ECR's JSON error shape).
-                response = await self.ecr(Request(scope, receive))
-                await response(scope, receive, send)
+                await self.ecr(scope, receive, send)
                 return
         await self.starlette(scope, receive, send)
 
@@ -92,7 +91,7 @@ def create_app(services: Services, *, background: bool = True) -> MoorageApp:
 
     ecr = EcrEndpoint(services)
     routes = [
-        Route("/", ecr.__call__, methods=["POST"]),  # reached only by other methods: 405
+        Route("/", ecr, methods=["POST"]),  # reached only by other methods: 405
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -15,13 +15,11 @@ from typing import Any
 
 import structlog
 from moorage.threads import run_in_thread
-from starlette.requests import Request
-from starlette.responses import Response
 
 from moorage.auth.sigv4 import SignedRequest, verify_sigv4
 from moorage.ecr.exceptions import EcrError, from_domain
 from moorage.ecr.model import TARGET_PREFIX, operation_model
-from moorage.ecr.operations import OPERATIONS, OperationContext
+from moorage.ecr.operations import OPERATIONS, READ_ONLY_OPERATIONS, JsonText, OperationContext
 from moorage.ecr.validation import validate_input
 from moorage import metrics
 from moorage.errors import MoorageError
@@ -35,40 +33,61 @@ log = structlog.get_logger("moorage.ecr")
 
 
 class EcrEndpoint:
-    """The ASGI endpoint serving every ECR operation."""
+    """The ASGI app serving every ECR operation (``POST /``), a plain ASGI callable: the
+    request's headers are read from the scope and the answer is sent as two ASGI messages, with
+    no Starlette request or response objects on the way (they cost more than a small
+    operation's own work).
+
+    Read-only operations (:data:`READ_ONLY_OPERATIONS`) run on the event loop on SQLite, like
+    the ``/v2/`` reads (a WAL read never waits for a writer); everything else, and everything on
+    PostgreSQL, runs in a worker thread.
+    """
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.inline_reads = services.context.database.is_sqlite
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Serve one ``POST /``; every outcome, errors included, is an ECR JSON answer."""
         request_id = str(uuid.uuid4())
         operation_name = None
         try:
-            operation_name = _operation_name(request)
-            body = await _read_body(request)
-            result = await run_in_thread(self._handle, request, operation_name, body)
-            payload = json.dumps(_drop_none(result), separators=(",", ":"))
+            headers = scope["headers"]
+            operation_name = _operation_name(headers)
+            body = await _read_body(headers, receive)
+            if self.inline_reads and operation_name in READ_ONLY_OPERATIONS:
+                result = self._handle(scope, operation_name, body)
+            else:
+                result = await run_in_thread(self._handle, scope, operation_name, body)
+            if isinstance(result, JsonText):
+                payload = result.encode()
+            else:
+                payload = json.dumps(_drop_none(result), separators=(",", ":")).encode()
             metrics.count_request("ecr", 200)
-            return Response(payload, 200, headers=_headers(request_id), media_type=CONTENT_TYPE)
+            await _send(send, 200, request_id, payload)
+        except _Disconnected:
+            return
         except EcrError as error:
-            return self._error(error, request_id, operation_name)
+            await self._error(send, error, request_id, operation_name)
         except MoorageError as error:
-            return self._error(from_domain(error), request_id, operation_name)
+            await self._error(send, from_domain(error), request_id, operation_name)
         except Exception:
             log.exception("ecr.unexpected_error", request_id=request_id, operation=operation_name)
-            return self._error(
+            await self._error(
+                send,
                 EcrError("ServerException", "An internal error occurred; see the server log "
                          f"for request {request_id}"),
                 request_id, operation_name,
             )
 
-    def _handle(self, request: Request, operation_name: str, body: bytes) -> dict[str, Any]:
+    def _handle(self, scope: dict[str, Any], operation_name: str, body: bytes) -> dict[str, Any] | JsonText:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         access_key_id = verify_sigv4(
             SignedRequest(
-                method=request.method,
-                path=request.scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0],
-                query_string=request.scope.get("query_string", b"").decode("latin-1"),
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+                method=scope["method"],
+                path=(scope.get("raw_path") or b"/").decode("latin-1").split("?", 1)[0],
+                query_string=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
                 body=body,
             ),
             lookup_secret=self.services.keys.secret_of,
@@ -95,7 +114,9 @@ class EcrEndpoint:
                 f"Moorage does not implement the ECR operation '{operation_name}' yet",
             )
         settings = self.services.settings
-        request_host, request_scheme = request.headers.get("host", "localhost"), request.url.scheme
+        request_host = next((value for name, value in headers if name.lower() == "host"),
+                            "localhost")
+        request_scheme = scope.get("scheme", "http")
         if settings.registry_host:
             registry_host, scheme = settings.registry_host, "https"
         else:
@@ -105,18 +126,39 @@ class EcrEndpoint:
         log.debug("ecr.request", operation=operation_name, principal=principal.arn)
         return handler(context, params)
 
-    def _error(self, error: EcrError, request_id: str, operation: str | None) -> Response:
+    async def _error(self, send: Any, error: EcrError, request_id: str,
+                     operation: str | None) -> None:
         log.info("ecr.error", request_id=request_id, operation=operation, code=error.code,
                  message=error.message)
         status = 501 if error.code == "NotImplementedException" else error.status
-        headers = _headers(request_id)
-        headers["x-amzn-ErrorType"] = error.code
         metrics.count_request("ecr", status)
-        return Response(json.dumps(error.body()), status, headers=headers, media_type=CONTENT_TYPE)
+        await _send(send, status, request_id, json.dumps(error.body()).encode(),
+                    [(b"x-amzn-errortype", error.code.encode("latin-1"))])
 
 
-def _operation_name(request: Request) -> str:
-    target = request.headers.get("x-amz-target")
+class _Disconnected(Exception):
+    """The client went away before its request body arrived: nothing to answer."""
+
+
+async def _send(send: Any, status: int, request_id: str, payload: bytes,
+                extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", CONTENT_TYPE.encode()),
+               (b"content-length", str(len(payload)).encode()),
+               (b"x-amzn-requestid", request_id.encode()), *(extra or ())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case) in ASGI ``headers``, or None."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _operation_name(headers: list[tuple[bytes, bytes]]) -> str:
+    target = _header(headers, b"x-amz-target")
     if not target:
         raise EcrError("UnknownOperationException", "Missing X-Amz-Target header")
     if not target.startswith(TARGET_PREFIX) or operation_model(target[len(TARGET_PREFIX):]) is None:
@@ -124,22 +166,24 @@ def _operation_name(request: Request) -> str:
     return target[len(TARGET_PREFIX):]
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(headers: list[tuple[bytes, bytes]], receive: Any) -> bytes:
+    """The request body (at most ``MAX_BODY_BYTES``, else ``SerializationException``)."""
+    declared = _header(headers, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise EcrError("SerializationException", f"Request body larger than {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise EcrError("SerializationException", f"Request body larger than {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _headers(request_id: str) -> dict[str, str]:
-    return {"x-amzn-RequestId": request_id}
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _drop_none(value: Any) -> Any:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Row
 
 from moorage import errors
@@ -22,7 +22,7 @@ from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
 from moorage.registry.images import ImageId, lookup_statement, resolve_image_ids
 from moorage.storage.metadata.statements import statement_reader
-from moorage.storage.metadata.schema import Image, Repository, Tag
+from moorage.storage.metadata.schema import Image, Tag
 
 TAG_STATUSES = ("TAGGED", "UNTAGGED", "ANY")
 
@@ -154,17 +154,15 @@ class ImageListing:
         Raises:
             RepositoryNotFound.
         """
-        statement = _image_ids_statement(self.context.database.is_sqlite, tag_status,
-                                         after is not None)
+        reader = statement_reader(self.context.database)
         parameters: dict[str, object] = {
             "registry_id": self.context.registry_id, "name": repository_name, "limit": limit + 1}
         if after is not None:
             parameters["after_digest"], parameters["after_tag"] = after
-        with self.context.database.read_connection() as connection:
-            rows: list[tuple[str, str | None]] = [
-                (digest, tag) for digest, tag in connection.execute(statement, parameters)]
-            if not rows:
-                self.context.repository_id(connection, repository_name)  # RepositoryNotFound
+        rows: list[tuple[str, str | None]] = reader.all(
+            _image_ids_statement(reader.is_sqlite, tag_status, after is not None), parameters)
+        if not rows and reader.one(_REPOSITORY_EXISTS, parameters) is None:
+            raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
         page = rows[:limit]
         more = len(rows) > limit
         return page, ((page[-1][0], page[-1][1] or "") if more and page else None)
@@ -183,15 +181,14 @@ class ImageListing:
         Raises:
             RepositoryNotFound.
         """
-        statement = _details_statement(tag_status, after is not None)
+        reader = statement_reader(self.context.database)
         parameters: dict[str, object] = {
             "registry_id": self.context.registry_id, "name": repository_name, "limit": limit + 1}
         if after is not None:
             parameters["after_pushed_at"], parameters["after_digest"] = after
-        with self.context.database.read_connection() as connection:
-            rows = connection.execute(statement, parameters).all()
-            if not rows:
-                self.context.repository_id(connection, repository_name)  # RepositoryNotFound
+        rows = reader.all(_details_statement(tag_status, after is not None), parameters)
+        if not rows and reader.one(_REPOSITORY_EXISTS, parameters) is None:
+            raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
         # Rows of one image are adjacent (ordered by push time and digest): group them.
         images: list[tuple[Any, list[str]]] = []
         last_id = None
@@ -237,11 +234,6 @@ class ImageListing:
 
 _IMAGES = Image.__table__
 _TAGS = Tag.__table__
-_REPOSITORY_ID = select(Repository.__table__.c.id).where(
-    Repository.__table__.c.registry_id == bindparam("registry_id"),
-    Repository.__table__.c.name == bindparam("name"),
-).scalar_subquery()
-
 # What DescribeImages needs of an image (not its manifest bytes).
 _DETAIL_COLUMNS = (_IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.image_size_bytes,
                    _IMAGES.c.pushed_at, _IMAGES.c.last_pulled_at, _IMAGES.c.media_type,
@@ -250,53 +242,45 @@ _DETAILS_OF_IDS = lookup_statement(*_DETAIL_COLUMNS)
 _TAGS_OF_IMAGES = select(_TAGS.c.image_id, _TAGS.c.name).where(
     _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
 
-
-def _has_tags():  # type: ignore[no-untyped-def]
-    return exists().where(_TAGS.c.image_id == _IMAGES.c.id)
+# The listing pages run as SQL text on the statement reader (no SQLAlchemy per page: for a
+# page of 100 rows it cost more than the query).
+_IN_REPOSITORY = ("i.repository_id = (SELECT id FROM repositories"
+                  " WHERE registry_id = :registry_id AND name = :name)")
+_HAS_TAGS = "EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id)"
 
 
 @functools.lru_cache(maxsize=None)
-def _image_ids_statement(is_sqlite: bool, tag_status: str, continued: bool) -> Select[Any]:
-    """ListImages page: ``(digest, tag or NULL)`` rows in key order, ``limit`` of them."""
-    tag_key = func.coalesce(_TAGS.c.name, literal_column("''"))
-    if not is_sqlite:
-        tag_key = tag_key.collate("C")  # lexical (byte) order whatever the database collation
-    if tag_status == "TAGGED":
-        joined = _IMAGES.join(_TAGS, _TAGS.c.image_id == _IMAGES.c.id)
-    else:
-        joined = _IMAGES.outerjoin(_TAGS, _TAGS.c.image_id == _IMAGES.c.id)
-    query = select(_IMAGES.c.digest, _TAGS.c.name).select_from(joined).where(
-        _IMAGES.c.repository_id == _REPOSITORY_ID)
+def _image_ids_statement(is_sqlite: bool, tag_status: str, continued: bool) -> str:
+    """ListImages page: ``(digest, tag or NULL)`` rows in key order, ``:limit`` of them; the key
+    of an untagged image is ``(digest, "")``, tags compare in byte order on both databases."""
+    tag_key = "coalesce(t.name, '')" + ("" if is_sqlite else ' COLLATE "C"')
+    join = "JOIN" if tag_status == "TAGGED" else "LEFT JOIN"
+    conditions = [_IN_REPOSITORY]
     if tag_status == "UNTAGGED":
-        query = query.where(_TAGS.c.name.is_(None))
+        conditions.append("t.name IS NULL")
     if continued:
-        after_digest = bindparam("after_digest")
-        query = query.where(
-            _IMAGES.c.digest >= after_digest,
-            or_(_IMAGES.c.digest > after_digest, tag_key > bindparam("after_tag")),
-        )
-    return query.order_by(_IMAGES.c.digest, tag_key).limit(bindparam("limit"))
+        conditions.append(f"i.digest >= :after_digest"
+                          f" AND (i.digest > :after_digest OR {tag_key} > :after_tag)")
+    return (f"SELECT i.digest, t.name FROM images i {join} tags t ON t.image_id = i.id"
+            f" WHERE {' AND '.join(conditions)} ORDER BY i.digest, {tag_key} LIMIT :limit")
 
 
 @functools.lru_cache(maxsize=None)
-def _details_statement(tag_status: str, continued: bool) -> Select[Any]:
-    """DescribeImages page: ``limit`` images in ``(pushed_at, digest)`` order, one row per tag
-    (``tag`` NULL for an untagged image)."""
-    page = select(*_DETAIL_COLUMNS).where(_IMAGES.c.repository_id == _REPOSITORY_ID)
+def _details_statement(tag_status: str, continued: bool) -> str:
+    """DescribeImages page: ``:limit`` images in ``(pushed_at, digest)`` order, one row per tag
+    (the last column, NULL for an untagged image); the columns start as ``_DETAIL_COLUMNS``."""
+    conditions = [_IN_REPOSITORY]
     if tag_status == "TAGGED":
-        page = page.where(_has_tags())
+        conditions.append(_HAS_TAGS)
     elif tag_status == "UNTAGGED":
-        page = page.where(~_has_tags())
+        conditions.append("NOT " + _HAS_TAGS)
     if continued:
-        page = page.where(tuple_(_IMAGES.c.pushed_at, _IMAGES.c.digest)
-                          > tuple_(bindparam("after_pushed_at"), bindparam("after_digest")))
-    paged = page.order_by(_IMAGES.c.pushed_at, _IMAGES.c.digest).limit(
-        bindparam("limit")).subquery("page")
-    return (
-        select(*paged.c, _TAGS.c.name.label("tag"))
-        .select_from(paged.outerjoin(_TAGS, _TAGS.c.image_id == paged.c.id))
-        .order_by(paged.c.pushed_at, paged.c.digest)
-    )
+        conditions.append("(i.pushed_at, i.digest) > (:after_pushed_at, :after_digest)")
+    page = ("SELECT i.id, i.digest, i.image_size_bytes, i.pushed_at, i.last_pulled_at,"
+            " i.media_type, i.artifact_type, i.subject_digest FROM images i"
+            f" WHERE {' AND '.join(conditions)} ORDER BY i.pushed_at, i.digest LIMIT :limit")
+    return (f"SELECT page.*, t.name FROM ({page}) AS page"
+            " LEFT JOIN tags t ON t.image_id = page.id ORDER BY page.pushed_at, page.digest")
 
 
 def _detail(row: Any, tags: list[str]) -> ImageDetail:

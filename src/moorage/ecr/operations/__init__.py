@@ -2,7 +2,7 @@
 
 A handler takes the :class:`OperationContext` and the validated input dict and returns a dict
 shaped like the operation's output in the model (timestamps as epoch seconds, absent members
-omitted or None). Operations of the model without a handler answer ``NotImplementedException``.
+omitted or None), or that output already serialized (:class:`JsonText`). Operations of the model without a handler answer ``NotImplementedException``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 from moorage.ecr.model import service_model
 from moorage.ecr.operations import authorization, images, layers, policies, repositories, settings
 from moorage.ecr.operations import lifecycle
-from moorage.ecr.operations.context import OperationContext
+from moorage.ecr.operations.context import JsonText, OperationContext
 
-Handler = Callable[[OperationContext, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[OperationContext, dict[str, Any]], "dict[str, Any] | JsonText"]
 
 OPERATIONS: dict[str, Handler] = {
     "CreateRepository": repositories.create_repository,
@@ -48,12 +48,21 @@ OPERATIONS: dict[str, Handler] = {
     "DescribeRegistry": settings.describe_registry,
 }
 
+# Operations that only read: on SQLite the endpoint runs them on the event loop (no hand-off to
+# a worker thread). Every other operation may write (BatchGetImage records pull times).
+READ_ONLY_OPERATIONS = frozenset({
+    "DescribeRepositories", "DescribeImages", "ListImages", "BatchCheckLayerAvailability",
+    "GetRepositoryPolicy", "GetLifecyclePolicy", "ListTagsForResource", "DescribeRegistry",
+})
+
 
 def check_dispatch_table() -> None:
     """Fail at start if a handler is registered under a name the model does not have."""
-    unknown = set(OPERATIONS) - set(service_model().operation_names)
+    unknown = (set(OPERATIONS) | READ_ONLY_OPERATIONS) - set(service_model().operation_names)
     if unknown:
         raise RuntimeError(f"handlers for operations not in the ECR model: {sorted(unknown)}")
 
 
-__all__ = ["OPERATIONS", "Handler", "OperationContext", "check_dispatch_table"]
+__all__ = [
+    "OPERATIONS", "READ_ONLY_OPERATIONS", "Handler", "JsonText", "OperationContext", "check_dispatch_table",
+]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _quote  # a JSON string literal
 from typing import Any
 
 from moorage import errors
 from moorage.ecr.exceptions import EcrError, invalid_parameter
-from moorage.ecr.operations.context import OperationContext
+from moorage.ecr.operations.context import JsonText, OperationContext
 from moorage.ecr.operations.shared import check_registry_id, identity
 from moorage.registry.images import ImageId
 from moorage.registry.listing import ImageDetail
@@ -134,8 +135,10 @@ def _page_size(params: dict[str, Any]) -> int:
     return params.get("maxResults", DEFAULT_PAGE_SIZE)
 
 
-def list_images(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
-    """ListImages: one id per (image, tag) pair and one per untagged image, paginated."""
+def list_images(context: OperationContext, params: dict[str, Any]) -> JsonText:
+    """ListImages: one id per (image, tag) pair and one per untagged image, paginated.
+
+    The answer is written as JSON text directly (a page holds up to 1,000 ids)."""
     check_registry_id(context, params)
     name = params["repositoryName"]
     purpose = f"ListImages:{name}:{_tag_status(params)}"
@@ -146,11 +149,14 @@ def list_images(context: OperationContext, params: dict[str, Any]) -> dict[str, 
             raise invalid_parameter("Invalid parameter at 'nextToken': the token is invalid")
         after = tuple(after)
     page, next_key = context.services.listing.image_ids(name, _tag_status(params), after, _page_size(params))
-    result: dict[str, Any] = {"imageIds": [
-        {"imageDigest": digest, **({"imageTag": tag} if tag is not None else {})} for digest, tag in page]}
-    if next_key is not None:
-        result["nextToken"] = context.services.pagination.encode(purpose, list(next_key))
-    return result
+    ids = ",".join(
+        f'{{"imageDigest":{_quote(digest)},"imageTag":{_quote(tag)}}}' if tag is not None
+        else f'{{"imageDigest":{_quote(digest)}}}'
+        for digest, tag in page)
+    if next_key is None:
+        return JsonText(f'{{"imageIds":[{ids}]}}')
+    token = context.services.pagination.encode(purpose, list(next_key))
+    return JsonText(f'{{"imageIds":[{ids}],"nextToken":{_quote(token)}}}')
 
 
 def _detail_shape(context: OperationContext, name: str, detail: ImageDetail) -> dict[str, Any]:
