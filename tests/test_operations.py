@@ -240,6 +240,18 @@ def test_quotas(tmp_path, fresh_database_url):
             assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "DENIED"
         with pytest.raises(ecr.exceptions.LimitExceededException):
             ecr.put_image(repositoryName="quota/one", imageManifest=second.manifest.decode(), imageTag="c")
+        # Deleting the image frees its place (the repository's image count follows deletes).
+        deleted = ecr.batch_delete_image(repositoryName="quota/one",
+                                         imageIds=[{"imageDigest": first.digest}])
+        assert len(deleted["imageIds"]) == 2 and not deleted["failures"]
+        ecr.put_image(repositoryName="quota/one", imageManifest=second.manifest.decode(), imageTag="c")
+        with pytest.raises(ecr.exceptions.LimitExceededException):
+            ecr.put_image(repositoryName="quota/one", imageManifest=first.manifest.decode(), imageTag="a")
+        # A failed delete changes nothing: the repository is still full.
+        failed = ecr.batch_delete_image(repositoryName="quota/one", imageIds=[{"imageTag": "zzz"}])
+        assert failed["failures"][0]["failureCode"] == "ImageNotFound"
+        with pytest.raises(ecr.exceptions.LimitExceededException):
+            ecr.put_image(repositoryName="quota/one", imageManifest=first.manifest.decode(), imageTag="a")
     finally:
         stop_server(server)
 

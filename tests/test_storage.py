@@ -180,3 +180,35 @@ def test_new_blob_placed_before_the_transaction_and_checked_inside(tmp_path):
         assert PullReads(services.context).blob_size("place", digest) == len(content)
         assert store.blob_path(digest).read_bytes() == content
     services.close()
+
+
+def test_migration_0004_fills_in_each_repository_image_count(fresh_database_url):
+    """Revision 0004 adds ``repositories.image_count`` and sets it to the images each
+    repository already holds (an upgraded registry enforces its image limit correctly)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from moorage.storage.metadata.database import MIGRATIONS
+
+    database = Database(fresh_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    with database.write_connection() as connection:
+        for repository_id, images in ((1, 3), (2, 0), (3, 1)):
+            connection.exec_driver_sql(
+                "INSERT INTO repositories (id, registry_id, name, created_at, image_tag_mutability,"
+                " scan_on_push, encryption_type) VALUES"
+                f" ({repository_id}, '123456789012', 'r{repository_id}', 0, 'MUTABLE', false, 'AES256')")
+            for index in range(images):
+                connection.exec_driver_sql(
+                    "INSERT INTO images (repository_id, digest, media_type, content,"
+                    " manifest_size_bytes, image_size_bytes, pushed_at) VALUES"
+                    f" ({repository_id}, 'sha256:{index:064x}', 'm', '{{}}', 2, 2, 0)")
+    database.migrate()
+    reader = statements.statement_reader(database)
+    assert reader.all("SELECT id, image_count FROM repositories ORDER BY id", {}) == [
+        (1, 3), (2, 0), (3, 1)]
+    database.dispose()

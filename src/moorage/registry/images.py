@@ -68,7 +68,7 @@ _PUT_STATE = (
     " r.image_tag_mutability_exclusion_filters,"
     " (SELECT i.id FROM images i WHERE i.repository_id = r.id AND i.digest = :digest),"
     " (SELECT t.image_id FROM tags t WHERE t.repository_id = r.id AND t.name = :tag),"
-    " (SELECT count(*) FROM images i WHERE i.repository_id = r.id)"
+    " r.image_count"
     " FROM repositories r WHERE r.registry_id = :registry_id AND r.name = :name"
 )
 # What a new manifest references and the repository holds: blobs with their sizes, child
@@ -89,6 +89,7 @@ _INSERT_IMAGE = (
     " :config_media_type, :subject_digest, :annotations, :content, :manifest_size_bytes,"
     " :image_size_bytes, :pushed_at, NULL) RETURNING id"
 )
+_COUNT_IMAGES = "UPDATE repositories SET image_count = image_count + :added WHERE id = :repository_id"
 _INSERT_REFERENCE = (
     "INSERT INTO image_references (image_id, digest, kind, media_type, blob_digest)"
     " VALUES (:image_id, :digest, :kind, :media_type, :blob_digest)"
@@ -332,6 +333,7 @@ class ImageService:
                 "image_size_bytes": image_size,
                 "pushed_at": now,
             })
+            statements.execute(connection, _COUNT_IMAGES, {"added": 1, "repository_id": state.id})
             references: dict[tuple[str, str], str] = {}
             for descriptor in manifest.blob_references:
                 references.setdefault((descriptor.digest, "blob"), descriptor.media_type)
@@ -620,10 +622,14 @@ class _DeletionPlan:
         for chunk in _chunks(sorted(tags)):
             self.connection.execute(_DELETE_TAGS, {"repository_id": self.repository_id,
                                                    "names": chunk})
+        deleted = 0
         for chunk in _chunks(sorted(self.deleted_images)):
-            for statement in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES,
-                              _DELETE_IMAGES):
+            for statement in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES):
                 self.connection.execute(statement, {"image_ids": chunk})
+            deleted += self.connection.execute(_DELETE_IMAGES, {"image_ids": chunk}).rowcount
+        if deleted:
+            statements.execute(self.connection, _COUNT_IMAGES, {
+                "added": -deleted, "repository_id": self.repository_id})
 
     def _image_with_digest(self, digest: str) -> int | None:
         found = self.image_with_digest.get(digest)

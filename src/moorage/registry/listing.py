@@ -251,18 +251,23 @@ _HAS_TAGS = "EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id)"
 
 @functools.lru_cache(maxsize=None)
 def _image_ids_statement(is_sqlite: bool, tag_status: str, continued: bool) -> str:
-    """ListImages page: ``(digest, tag or NULL)`` rows in key order, ``:limit`` of them; the key
-    of an untagged image is ``(digest, "")``, tags compare in byte order on both databases."""
-    tag_key = "coalesce(t.name, '')" + ("" if is_sqlite else ' COLLATE "C"')
+    """ListImages page: ``(digest, tag or NULL)`` rows in key order, ``:limit`` of them.
+
+    The key of an untagged image is ``(digest, "")``: its NULL tag sorts first, as "" would
+    (every tag is non-empty); tags compare in byte order on both databases. On SQLite the order
+    is the index order of ``images (repository_id, digest)`` and ``tags (image_id, name)``, so a
+    page reads only its own rows from the two indexes."""
+    name = "t.name" if is_sqlite else 't.name COLLATE "C"'
     join = "JOIN" if tag_status == "TAGGED" else "LEFT JOIN"
     conditions = [_IN_REPOSITORY]
     if tag_status == "UNTAGGED":
         conditions.append("t.name IS NULL")
     if continued:
         conditions.append(f"i.digest >= :after_digest"
-                          f" AND (i.digest > :after_digest OR {tag_key} > :after_tag)")
+                          f" AND (i.digest > :after_digest OR coalesce({name}, '') > :after_tag)")
     return (f"SELECT i.digest, t.name FROM images i {join} tags t ON t.image_id = i.id"
-            f" WHERE {' AND '.join(conditions)} ORDER BY i.digest, {tag_key} LIMIT :limit")
+            f" WHERE {' AND '.join(conditions)}"
+            f" ORDER BY i.digest, {name}{'' if is_sqlite else ' NULLS FIRST'} LIMIT :limit")
 
 
 @functools.lru_cache(maxsize=None)

@@ -48,6 +48,9 @@ class Repository(Base):
     repository_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
     lifecycle_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
     lifecycle_evaluated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # How many images the repository holds (kept by the one statement that inserts images and
+    # the one that deletes them): the image limit is checked without counting every image.
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ResourceTag(Base):
@@ -139,12 +142,17 @@ class Tag(Base):
     """A tag naming exactly one image of a repository."""
 
     __tablename__ = "tags"
+    __table_args__ = (
+        # An image's tags in name order, read from the index alone (ListImages pages, and every
+        # look-up of an image's tags).
+        Index("ix_tags_image_name", "image_id", "name"),
+    )
 
     repository_id: Mapped[int] = mapped_column(
         ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str] = mapped_column(String(300), primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     updated_at: Mapped[float] = mapped_column(Float)
 
 
