@@ -1,7 +1,7 @@
 """A bare ASGI upload sink: the least any Python registry on granian must do per pushed byte.
 
-Every request body is hashed (sha256) and written to a file, with writeback started every 8 MiB,
-then the file is fsynced — as Moorage does, minus everything else (auth, sessions, metadata,
+Every request body is hashed (sha256) and written to a file, with writeback started every 8 MiB
+and each window released from the page cache once written, then the file is fsynced — as Moorage does, minus everything else (auth, sessions, metadata,
 routing, worker threads). ``SINK_DIR`` names the
 directory for the files. Used by :mod:`benchmarks.ceilings` to measure the push ceiling.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, start_writeback
+from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, release_written, start_writeback
 
 _DIRECTORY = os.environ.get("SINK_DIR", "/tmp")
 
@@ -22,7 +22,7 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     path = os.path.join(_DIRECTORY, f"sink-{os.getpid()}")
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     hasher = hashlib.sha256()
-    written = started = 0
+    written = started = released = 0
     try:
         while True:
             message = await receive()
@@ -31,7 +31,9 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
                 hasher.update(body)
                 os.write(fd, body)
                 written += len(body)
-                if written - started >= WRITEBACK_BYTES:  # as Moorage: disk works meanwhile
+                if written - started >= WRITEBACK_BYTES:  # as Moorage: disk works meanwhile,
+                    release_written(fd, released, started - released)  # the cache is reused
+                    released = started
                     start_writeback(fd, started, written - started)
                     started = written
             if not message.get("more_body"):

@@ -17,6 +17,7 @@ from moorage.config import Settings
 from moorage.registry.pulls import PullReads
 from moorage.registry.repositories import RepositorySettings
 from moorage.services import build_services
+from moorage.storage.blobs import paths
 from moorage.storage.metadata import statements
 from moorage.storage.metadata.database import Database
 
@@ -212,3 +213,51 @@ def test_migration_0004_fills_in_each_repository_image_count(fresh_database_url)
     assert reader.all("SELECT id, image_count FROM repositories ORDER BY id", {}) == [
         (1, 3), (2, 0), (3, 1)]
     database.dispose()
+
+
+def _cached_bytes(path) -> int:  # type: ignore[no-untyped-def]
+    """Bytes of ``path`` resident in the page cache (Linux ``mincore`` on a mapping of it)."""
+    import ctypes
+    import mmap
+
+    size = os.path.getsize(path)
+    page = mmap.PAGESIZE
+    with open(path, "r+b") as handle, mmap.mmap(handle.fileno(), size) as mapping:
+        pages = (size + page - 1) // page
+        vector = (ctypes.c_ubyte * pages)()
+        address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vector) == 0
+        resident = sum(1 for flag in vector if flag & 1) * page
+        del address
+    return resident
+
+
+@pytest.mark.parametrize("patch_bytes", [1024 * 1024, 8 * 1024 * 1024])
+def test_large_upload_leaves_the_page_cache_small_ones_stay(tmp_path, patch_bytes):
+    """A large upload's windows leave the page cache once written back, and the rest after the
+    final fsync (the published blob is intact and durable); a small blob stays cached. Appends
+    of 1 MiB (many per window) and of 8 MiB (one window per append) both release."""
+    services = build_services(Settings(data_dir=tmp_path, account_id="123456789012"))
+    services.repositories.create("cache", RepositorySettings())
+    store = services.context.blobs
+    content = os.urandom(32 * 1024 * 1024)
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    upload_id = services.uploads.start("cache")
+    view = memoryview(content)
+    for start in range(0, len(content), 4 * patch_bytes):  # a few appends, each of 4 writes
+        with services.uploads.append("cache", upload_id, start) as append:
+            for offset in range(start, min(start + 4 * patch_bytes, len(content)), patch_bytes):
+                append.write(view[offset:offset + patch_bytes])
+        if start >= 2 * 4 * patch_bytes:  # released as it goes, not only at the end
+            assert _cached_bytes(paths.upload_path(store.root, upload_id)) < len(content) // 2
+    services.uploads.complete("cache", upload_id, digest)
+    path = store.blob_path(digest)
+    assert _cached_bytes(path) == 0
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest.split(":", 1)[1]
+
+    small = os.urandom(64 * 1024)
+    small_digest = "sha256:" + hashlib.sha256(small).hexdigest()
+    services.uploads.complete("cache", services.uploads.start("cache"), small_digest, small)
+    assert _cached_bytes(store.blob_path(small_digest)) == len(small)
+    services.close()

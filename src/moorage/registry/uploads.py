@@ -25,7 +25,7 @@ from moorage.registry.blobs import claim_blob, link_blob
 from moorage.registry.context import RegistryContext
 from moorage.storage.metadata import statements
 from moorage.storage.metadata.statements import statement_reader, statement_writer
-from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, start_writeback
+from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, release_written, start_writeback
 from moorage.storage.metadata.schema import UploadSession
 
 _UUID_LENGTH = 36
@@ -79,7 +79,10 @@ class Append:
         self._fd = fd
         self.start = start
         self.size_bytes = start
-        self._writeback_from = start
+        # Writeback was started up to the window boundary at or before ``start`` and released
+        # up to the boundary a window earlier (by the appends before this one).
+        self._writeback_from = start - start % WRITEBACK_BYTES
+        self._released_from = max(0, self._writeback_from - WRITEBACK_BYTES)
         # False when the same request completes the upload right after: its session row is
         # deleted then, so recording the new size would be a wasted write transaction.
         self.record_progress = True
@@ -104,9 +107,17 @@ class Append:
                 written -= len(pending.pop(0))
             if written:
                 pending[0] = pending[0][written:]
-        if self.size_bytes - self._writeback_from >= WRITEBACK_BYTES:
-            start_writeback(self._fd, self._writeback_from, self.size_bytes - self._writeback_from)
-            self._writeback_from = self.size_bytes
+        # Writeback runs in windows of WRITEBACK_BYTES aligned to the start of the file, so
+        # successive appends (PATCH after PATCH) continue the same windows.
+        boundary = self.size_bytes - self.size_bytes % WRITEBACK_BYTES
+        if boundary > self._writeback_from:
+            # The windows sent to disk before were written a window ago (or nearly): they leave
+            # the page cache (release_written says why).
+            release_written(self._fd, self._released_from,
+                            self._writeback_from - self._released_from)
+            self._released_from = self._writeback_from
+            start_writeback(self._fd, self._writeback_from, boundary - self._writeback_from)
+            self._writeback_from = boundary
 
     def __enter__(self) -> Append:
         return self
