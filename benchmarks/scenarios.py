@@ -101,6 +101,29 @@ class Scenario:
 # -- 1. pushing one large blob ---------------------------------------------------------------
 
 
+DROP_CACHES = "/proc/sys/vm/drop_caches"
+
+
+def settle_page_cache() -> bool:
+    """Before a large push: write back what earlier pushes left dirty (``sync``), so that no
+    push pays for the previous one's writeback, and drop the clean page cache (as root), so
+    that every push writes into memory the kernel has used before.
+
+    The second matters on virtual machines: the first use of a guest page costs a fault in the
+    hypervisor (on the machine of docs/performance.md, writing 128 MiB into never-used pages
+    took 0.29 s of CPU against 0.03 s into reused ones), and without the drop, whether a push
+    gets reused pages depends on what the other server freed just before. Returns whether the
+    cache was dropped (False without the permission; the results then carry that noise).
+    """
+    os.sync()
+    try:
+        with open(DROP_CACHES, "w") as handle:
+            handle.write("1\n")
+        return True
+    except OSError:
+        return False
+
+
 class Push(Scenario):
     name = "push"
     title = "push one large blob"
@@ -125,9 +148,7 @@ class Push(Scenario):
         samples = {}
         for mode in self.modes:
             digest = blob.fresh()
-            # Start from clean page cache state, so that no push pays for the writeback of
-            # the previous one (of either server).
-            os.sync()
+            settle_page_cache()
             with target.connection() as connection:
                 connection.request("GET", "/v2/")  # open the connection outside the timing
                 m = measure(target, lambda: wl.push_blob(connection, "bench/push", blob.data, digest,

@@ -598,6 +598,38 @@ def test_completion_excludes_a_concurrent_patch(server, http, repository):
     assert http.head(f"/v2/{repository}/blobs/{digest_of(content)}").status_code == 404
 
 
+def test_client_gone_mid_patch_leaves_the_upload_as_it_was(server, http, repository):
+    """A client that drops a large PATCH midway (several buffers written, one still being
+    written) leaves the upload exactly as before that PATCH: the next PATCH continues from the
+    old size and the blob completes with the right content."""
+    import socket
+    import time
+
+    first = os.urandom(3000)
+    location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
+    assert http.patch(location, content=first).status_code == 202
+    host, port = server.host.split(":")
+    sock = socket.create_connection((host, int(port)))
+    auth = http.auth._auth_header  # type: ignore[attr-defined]
+    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {auth}\r\n"
+                  "Content-Length: 16777216\r\n\r\n").encode())
+    for _ in range(5):  # 5 MiB of the announced 16: several 1 MiB buffers handed to writers
+        sock.sendall(os.urandom(1024 * 1024))
+    time.sleep(0.3)
+    sock.close()
+    for _ in range(50):  # the server notices the disconnect and releases the upload
+        status = http.get(location)
+        if status.status_code == 204 and status.headers["range"] == f"0-{len(first) - 1}":
+            break
+        time.sleep(0.1)
+    assert status.status_code == 204 and status.headers["range"] == f"0-{len(first) - 1}"
+    rest = os.urandom(2 * 1024 * 1024)
+    assert http.patch(location, content=rest).status_code == 202
+    done = http.put(location, params={"digest": digest_of(first + rest)})
+    assert done.status_code == 201
+    assert http.get(f"/v2/{repository}/blobs/{digest_of(first + rest)}").content == first + rest
+
+
 def test_patch_after_completion_is_unknown(http, repository):
     content = b"complete me"
     location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]

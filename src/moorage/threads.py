@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 MAX_THREADS = 40
@@ -28,3 +28,11 @@ async def run_in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) 
     context = contextvars.copy_context()
     call = functools.partial(context.run, function, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_pool, call)
+
+
+def start_in_thread(function: Callable[..., _T], *args: Any) -> Future[_T]:
+    """Start ``function(*args)`` in a worker thread now and return its future: await it with
+    ``asyncio.wrap_future``, or wait for it with ``result()`` where awaiting is not possible
+    (cleanup after a cancelled request)."""
+    context = contextvars.copy_context()
+    return _pool.submit(context.run, function, *args)

@@ -15,14 +15,17 @@ first use.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+from concurrent.futures import Future
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import structlog
-from moorage.threads import run_in_thread
+from moorage.threads import run_in_thread, start_in_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
@@ -366,6 +369,9 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
             headers=call.upload_headers(upload_id, error.size_bytes),
         ) from None
     append.record_progress = not completing
+    # One write in flight: a worker thread hashes and writes a buffer while the next one
+    # arrives (at most two buffers of FLUSH_BYTES held).
+    writing: Future[None] | None = None
     try:
         chunks: list[bytes] = []
         buffered = 0
@@ -373,8 +379,13 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
             chunks.append(chunk)
             buffered += len(chunk)
             if buffered >= FLUSH_BYTES or len(chunks) >= MAX_WRITE_CHUNKS:
-                await run_in_thread(append.write_chunks, chunks)
+                if writing is not None:
+                    await asyncio.wrap_future(writing)
+                writing = start_in_thread(append.write_chunks, chunks)
                 chunks, buffered = [], 0
+        if writing is not None:
+            await asyncio.wrap_future(writing)
+            writing = None
         if chunks:
             await run_in_thread(append.write_chunks, chunks)
         received = append.size_bytes - append.start
@@ -386,7 +397,10 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
             )
     except BaseException as error:
         # Synchronously (a truncate and a close): an await here could itself be cancelled and
-        # leave the upload locked.
+        # leave the upload locked. A write still in flight finishes first (one buffer).
+        if writing is not None:
+            with contextlib.suppress(BaseException):
+                writing.result()
         append.__exit__(type(error), error, None)
         raise
     await run_in_thread(append.__exit__, None, None, None)
