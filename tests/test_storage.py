@@ -261,3 +261,28 @@ def test_large_upload_leaves_the_page_cache_small_ones_stay(tmp_path, patch_byte
     services.uploads.complete("cache", services.uploads.start("cache"), small_digest, small)
     assert _cached_bytes(store.blob_path(small_digest)) == len(small)
     services.close()
+
+
+def test_a_new_blob_directory_is_made_durable_in_its_parent(tmp_path, monkeypatch):
+    """Publishing the first blob of a digest prefix creates the prefix directory; its entry in
+    ``blobs/sha256`` is fsynced along with the blob's own entry, and only then."""
+    from moorage.storage.blobs import filesystem
+
+    synced: list[str] = []
+    real_fsync_directory = filesystem._fsync_directory
+    monkeypatch.setattr(filesystem, "_fsync_directory",
+                        lambda directory: (synced.append(directory.name), real_fsync_directory(directory)))
+    services = build_services(Settings(data_dir=tmp_path, account_id="123456789012"))
+    services.repositories.create("dirs", RepositorySettings())
+    content = b"first of its prefix"
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    prefix = digest.split(":", 1)[1][:2]
+    services.uploads.complete("dirs", services.uploads.start("dirs"), digest, content)
+    assert synced == ["sha256", prefix]  # the new directory's parent, then the directory
+    synced.clear()
+    other = next(c for c in (b"%d" % i for i in range(10_000))
+                 if hashlib.sha256(c).hexdigest()[:2] == prefix and c != content)
+    services.uploads.complete("dirs", services.uploads.start("dirs"),
+                              "sha256:" + hashlib.sha256(other).hexdigest(), other)
+    assert synced == [prefix]  # the prefix directory exists: only the blob's entry
+    services.close()

@@ -193,7 +193,7 @@ class FilesystemBlobStore:
         target = paths.blob_path(self.root, digest)
         if target.exists():
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_directory(target.parent)
         os.replace(paths.upload_path(self.root, upload_id), target)
         _fsync_directory(target.parent)
         return True
@@ -214,13 +214,22 @@ class FilesystemBlobStore:
             source.unlink(missing_ok=True)
             return
         # Absent, or damaged (a size that cannot be this content): our verified copy goes in.
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_directory(target.parent)
         os.replace(source, target)
         _fsync_directory(target.parent)
 
     def delete_upload(self, upload_id: str) -> None:
         """Remove an upload's data; absent is fine."""
         paths.upload_path(self.root, upload_id).unlink(missing_ok=True)
+
+
+def _ensure_directory(directory: Path) -> None:
+    """Create ``directory`` if missing, with its entry in its parent made durable (the blob's
+    own directory fsync covers the blob's entry, not a new directory's entry in its parent)."""
+    if directory.is_dir():
+        return
+    directory.mkdir(parents=True, exist_ok=True)  # exists: a concurrent publication made it
+    _fsync_directory(directory.parent)  # either way, before our blob's entry counts on it
 
 
 def _fsync_directory(directory: Path) -> None:
