@@ -130,6 +130,9 @@ def test_unknown_manifest_and_blob(http, repository):
     assert response.status_code == 404 and error_of(response) == "BLOB_UNKNOWN"
     head = http.head(f"/v2/{repository}/blobs/{missing}")
     assert head.status_code == 404 and head.content == b""
+    # A HEAD error carries the headers of the GET's answer (RFC 9110 §9.3.2), without its body.
+    assert head.headers["content-length"] == response.headers["content-length"] != "0"
+    assert head.headers["content-type"] == response.headers["content-type"] == "application/json"
 
 
 def test_blob_of_another_repository_is_not_visible(http, ecr, repository):
@@ -685,3 +688,22 @@ def test_routine_not_found_is_logged_only_at_debug_level(own_server):
         log = server.log()
         assert ("status=404" in log) is expect_404_logged, log[-2000:]
         assert "status=401" in log
+
+
+@pytest.mark.parametrize("accept, status", [
+    ("{type};q=0", 404),                # refused outright
+    ("{type};q=0.000, */*", 404),       # the specific refusal wins over the wildcard
+    ("*/*;q=0, {type}", 200),           # the specific acceptance wins over the refusal
+    ("application/*;q=0", 404),
+    ("{type};q=0.5", 200),
+    ("{type};q=0.01", 200),
+])
+def test_accept_with_zero_quality_refuses(http, repository, accept, status):
+    """``q=0`` in ``Accept`` means "not acceptable" (RFC 9110 §12.4.2); Moorage never converts,
+    so a manifest whose media type is refused is MANIFEST_UNKNOWN."""
+    push_image(http, repository, "v1")
+    response = http.get(f"/v2/{repository}/manifests/v1",
+                        headers={"Accept": accept.format(type=OCI_MANIFEST)})
+    assert response.status_code == status
+    if status == 404:
+        assert error_of(response) == "MANIFEST_UNKNOWN"

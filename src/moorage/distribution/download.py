@@ -35,9 +35,9 @@ class SignedLayerDownload:
                 raise OciError("DENIED", "the download URL is invalid or has expired", 403)
             size = await run_in_thread(self.services.blobs.stat, match["name"], match["digest"])
         except OciError as error:
-            return error_response(error, head=head)
+            return error_response(error)
         except errors.MoorageError as error:
-            return error_response(from_domain(error), head=head)
+            return error_response(from_domain(error))
         headers = {"Docker-Content-Digest": match["digest"], "Content-Length": str(size)}
         if head:
             return Response(b"", 200, headers=headers, media_type="application/octet-stream")

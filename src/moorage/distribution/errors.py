@@ -59,11 +59,12 @@ def from_domain(error: errors.MoorageError) -> OciError:
     return OciError("UNSUPPORTED", error.message, 400)
 
 
-def error_response(error: OciError, *, head: bool = False) -> Reply:
-    """The response for ``error``; a HEAD request gets the status and headers without a body."""
+def error_response(error: OciError) -> Reply:
+    """The response for ``error``: ``{"errors": [{"code", "message", "detail"?}]}``. Sent to a
+    HEAD request too, without the body (:class:`Reply` leaves it out): the status and the
+    headers, ``Content-Length`` and ``Content-Type`` included, are those a GET gets (RFC 9110
+    §9.3.2)."""
     headers = [(name.lower(), value) for name, value in error.headers.items()]
-    if head:
-        return Reply(error.status, headers)
     entry: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.detail is not None:
         entry["detail"] = error.detail

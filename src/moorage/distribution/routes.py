@@ -47,6 +47,7 @@ log = structlog.get_logger("moorage.distribution")
 FLUSH_BYTES = 1024 * 1024
 MAX_TAGS_PAGE = 10_000
 _DECIMAL = re.compile(r"[0-9]{1,18}")
+_ZERO_QUALITY = re.compile(r"0(?:\.0{0,3})?")  # RFC 9110 §12.4.2 qvalue of zero
 _BYTE_RANGES = re.compile(r"bytes=\s*(?:[0-9]+-[0-9]*|-[0-9]+)(?:\s*,\s*(?:[0-9]+-[0-9]*|-[0-9]+))*\s*")
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
@@ -119,21 +120,39 @@ _accepted: dict[tuple[tuple[str, ...], str], bool] = {}
 
 
 def _accepts(accept: tuple[str, ...], media_type: str) -> bool:
-    """Whether ``Accept`` header values ``accept`` admit ``media_type`` (answers are kept: a
-    client sends the same few headers over and over)."""
+    """Whether ``Accept`` header values ``accept`` admit ``media_type`` (RFC 9110 §12.5.1: the
+    most specific matching range decides, and ``q=0`` means "not acceptable"; no ranges at all
+    admit anything). Answers are kept: a client sends the same few headers over and over."""
     if not accept:
         return True
     key = (accept, media_type)
     found = _accepted.get(key)
     if found is None:
-        offered = {part.split(";", 1)[0].strip().lower() for value in accept for part in value.split(",")}
-        family = media_type.split("/", 1)[0] + "/*"
-        found = not offered or bool(offered & {media_type, family, "*/*", ""})
+        offered: set[str] = set()
+        refused: set[str] = set()
+        for value in accept:
+            for part in value.split(","):
+                media_range, *parameters = part.split(";")
+                media_range = media_range.strip().lower()
+                if media_range:
+                    (refused if any(_is_zero_quality(p) for p in parameters) else offered).add(
+                        media_range)
+        found = not offered and not refused
+        for candidate in (media_type, media_type.split("/", 1)[0] + "/*", "*/*"):
+            if candidate in refused or candidate in offered:
+                found = candidate in offered
+                break
         if sum(map(len, accept)) <= 512:  # the usual headers, not an odd client's
             if len(_accepted) >= _CACHE_LIMIT:
                 _accepted.clear()
             _accepted[key] = found
     return found
+
+
+def _is_zero_quality(parameter: str) -> bool:
+    """``q=0`` (also ``q=0.0``, ``Q = 0.000``): the range is refused."""
+    name, _, value = parameter.partition("=")
+    return name.strip().lower() == "q" and _ZERO_QUALITY.fullmatch(value.strip()) is not None
 
 
 async def get_manifest(call: Call) -> Reply:
@@ -504,7 +523,6 @@ class DistributionApp:
         await response(scope, receive, send)
 
     async def _respond(self, call: Call) -> Reply | Response:
-        head = call.method == "HEAD"
         try:
             self.authenticator.authenticate(call.header(b"authorization"), call.header(b"host"))
             if call.scope["query_string"] and any(
@@ -517,17 +535,15 @@ class DistributionApp:
                 call.name = self._repository_name(values["name"])
             return await handler(call)
         except OciError as error:
-            return error_response(error, head=head)
+            return error_response(error)
         except errors.MoorageError as error:
-            return error_response(from_domain(error), head=head)
+            return error_response(from_domain(error))
         except ClientDisconnect:
             return Reply(400)
         except Exception:
             log.exception("distribution.unexpected_error", path=call.scope["path"])
             return error_response(
-                OciError("UNKNOWN", "an internal error occurred; see the server log", 500),
-                head=head,
-            )
+                OciError("UNKNOWN", "an internal error occurred; see the server log", 500))
 
     def _repository_name(self, name: str) -> str:
         """``name`` once validated (valid names are remembered: clients repeat them)."""
