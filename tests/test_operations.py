@@ -256,6 +256,45 @@ def test_quotas(tmp_path, fresh_database_url):
         stop_server(server)
 
 
+def test_put_image_waits_for_the_writers_turn_off_the_event_loop(tmp_path):
+    """On SQLite, PutImage runs on the event loop only while the writers' turn is free; while
+    another process holds it, the call waits in a worker thread: the server keeps answering
+    meanwhile, and the image is stored once the turn is free."""
+    import fcntl
+
+    data = tmp_path / "data"
+    server = start_server(data, f"sqlite:///{data / 'moorage.db'}")
+    try:
+        ecr = server.ecr()
+        ecr.create_repository(repositoryName="turn/app")
+        image = make_image()
+        with server.http() as http:
+            for blob in image.blobs.values():
+                http.post("/v2/turn/app/blobs/uploads/", params={"digest": digest_of(blob)},
+                          content=blob)
+        lock = os.open(data / "moorage.db.writer-lock", os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process's write transaction
+        outcome: list[object] = []
+        putter = threading.Thread(target=lambda: outcome.append(ecr.put_image(
+            repositoryName="turn/app", imageManifest=image.manifest.decode(), imageTag="v1")))
+        putter.start()
+        time.sleep(0.5)
+        assert not outcome  # waiting for the turn...
+        with server.http() as http:  # ...in a worker thread: the event loop still answers
+            started = time.monotonic()
+            assert http.get("/v2/").status_code == 200
+            assert ecr.list_images(repositoryName="turn/app")["imageIds"] == []
+            assert time.monotonic() - started < 2
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+        putter.join(30)
+        assert outcome and outcome[0]["image"]["imageId"]["imageDigest"] == image.digest
+        assert ecr.list_images(repositoryName="turn/app")["imageIds"] == [
+            {"imageDigest": image.digest, "imageTag": "v1"}]
+    finally:
+        stop_server(server)
+
+
 def test_test_clock(tmp_path, fresh_database_url):
     """The test clock freezes push times and token expiry, never SigV4 freshness; it is off
     unless MOORAGE_TEST_CLOCK=1 and rejects malformed bodies."""

@@ -72,6 +72,61 @@ def test_sqlite_writers_take_turns_across_processes_and_threads(tmp_path):
     second.dispose()
 
 
+def test_writer_turn_without_waiting(tmp_path):
+    """``wait=False`` takes the writers' turn only if it is free now: WriterBusy (nothing
+    started) while another thread or another process holds it; re-entrant within the holder."""
+    from moorage.storage.metadata.database import WriterBusy
+
+    url = f"sqlite:///{tmp_path / 'moorage.db'}"
+    lock_path = tmp_path / "moorage.db.writer-lock"
+    database = Database(url)
+    writer = statements.statement_writer(database)
+    with writer.transaction(wait=False) as connection:
+        statements.execute(connection, "CREATE TABLE facts (value INTEGER)", {})
+        with database.writer_turn(wait=False):  # re-entrant in the holding thread
+            pass
+    assert _turn_is_free(lock_path)
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold_in_another_thread() -> None:
+        with database.writer_turn():
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_in_another_thread)
+    holder.start()
+    held.wait(5)
+    with pytest.raises(WriterBusy), writer.transaction(wait=False) as connection:
+        statements.execute(connection, "INSERT INTO facts VALUES (1)", {})
+    release.set()
+    holder.join()
+
+    other_process = os.open(lock_path, os.O_RDWR)  # another process's flock on the turn
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    with pytest.raises(WriterBusy), writer.transaction(wait=False) as connection:
+        statements.execute(connection, "INSERT INTO facts VALUES (2)", {})
+    fcntl.flock(other_process, fcntl.LOCK_UN)
+    os.close(other_process)
+    with writer.transaction(wait=False) as connection:  # the turn was left free
+        statements.execute(connection, "INSERT INTO facts VALUES (3)", {})
+    assert statements.statement_reader(database).all("SELECT value FROM facts", {}) == [(3,)]
+    database.dispose()
+
+
+def test_release_written_reports_a_failed_write_out(tmp_path):
+    """A failed wait for writeback raises (the error would otherwise be marked seen and missed
+    by the completing fsync)."""
+    from moorage.storage.blobs.filesystem import release_written
+
+    fd = os.open(tmp_path / "upload", os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"x" * 8192)
+    release_written(fd, 0, 8192)
+    os.close(fd)
+    with pytest.raises(OSError):
+        release_written(fd, 0, 8192)  # a closed descriptor: EBADF
+
+
 def test_raw_statements_raise_sqlalchemy_errors_and_roll_back(fresh_database_url):
     """A statement run on the driver's cursor inside a SQLAlchemy transaction fails with the
     exception SQLAlchemy itself would raise, and the transaction is rolled back whole."""
@@ -285,4 +340,61 @@ def test_a_new_blob_directory_is_made_durable_in_its_parent(tmp_path, monkeypatc
     services.uploads.complete("dirs", services.uploads.start("dirs"),
                               "sha256:" + hashlib.sha256(other).hexdigest(), other)
     assert synced == [prefix]  # the prefix directory exists: only the blob's entry
+    services.close()
+
+
+@pytest.mark.parametrize("parts", [[b"y" * 100], [b"y" * (1024 * 1024)] * 3],
+                         ids=["last buffer in flight", "double-buffered write in flight"])
+def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, monkeypatch, parts):
+    """A request cancelled while a worker thread writes one of its buffers (the last one, or one
+    of the double-buffered ones) cuts the upload back only after that write ends: the upload is
+    as before the request, and no byte lands in a file that reuses the closed descriptor."""
+    import asyncio
+
+    from moorage.distribution import routes
+    from moorage.registry import uploads
+
+    real_write_chunks = uploads.Append.write_chunks
+
+    def slow_write_chunks(self, chunks):  # type: ignore[no-untyped-def]
+        time.sleep(0.4)
+        return real_write_chunks(self, chunks)
+
+    monkeypatch.setattr(uploads.Append, "write_chunks", slow_write_chunks)
+
+    class Request:
+        headers: dict[str, str] = {}
+
+        async def stream(self):  # type: ignore[no-untyped-def]
+            for part in parts:
+                yield part
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+    class Call:
+        def __init__(self, services) -> None:  # type: ignore[no-untyped-def]
+            self.services, self.request, self.name = services, Request(), "cancel"
+
+        def upload_headers(self, *_):  # type: ignore[no-untyped-def]
+            return {}
+
+    services = build_services(Settings(data_dir=tmp_path / "data", account_id="123456789012"))
+    services.repositories.create("cancel", RepositorySettings())
+    upload_id = services.uploads.start("cancel")
+    with services.uploads.append("cancel", upload_id, 0) as append:
+        append.write(b"x" * 3000)
+
+    async def cancel_midway() -> int:
+        task = asyncio.ensure_future(routes._receive(Call(services), upload_id, None))
+        await asyncio.sleep(0.15)  # a write is under way in a worker thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        fd = os.open(tmp_path / "victim", os.O_RDWR | os.O_CREAT)  # may reuse the closed number
+        await asyncio.sleep(0.6)
+        os.close(fd)
+        return os.path.getsize(tmp_path / "victim")
+
+    assert asyncio.run(cancel_midway()) == 0
+    assert services.uploads.size("cancel", upload_id) == 3000
     services.close()

@@ -404,9 +404,10 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
                 chunks, buffered = [], 0
         if writing is not None:
             await asyncio.wrap_future(writing)
-            writing = None
-        if chunks:
-            await run_in_thread(append.write_chunks, chunks)
+        if chunks:  # the last buffer, tracked like the others (the cut-back below waits for it)
+            writing = start_in_thread(append.write_chunks, chunks)
+            await asyncio.wrap_future(writing)
+        writing = None
         received = append.size_bytes - append.start
         if expected_length is not None and received != expected_length:
             raise OciError(
@@ -416,8 +417,9 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
             )
     except BaseException as error:
         # Synchronously (a truncate and a close): an await here could itself be cancelled and
-        # leave the upload locked. A write still in flight finishes first (one buffer).
-        if writing is not None:
+        # leave the upload locked. A write not started yet is dropped; one under way finishes
+        # first (one buffer), so nothing writes to the descriptor once it is closed.
+        if writing is not None and not writing.cancel():
             with contextlib.suppress(BaseException):
                 writing.result()
         append.__exit__(type(error), error, None)

@@ -19,7 +19,10 @@ from moorage.threads import run_in_thread
 from moorage.auth.sigv4 import SignedRequest, verify_sigv4
 from moorage.ecr.exceptions import EcrError, from_domain
 from moorage.ecr.model import TARGET_PREFIX, operation_model
-from moorage.ecr.operations import OPERATIONS, READ_ONLY_OPERATIONS, JsonText, OperationContext
+from moorage.ecr.operations import (
+    INLINE_WRITE_OPERATIONS, OPERATIONS, READ_ONLY_OPERATIONS, JsonText, OperationContext,
+)
+from moorage.storage.metadata.database import WriterBusy
 from moorage.ecr.validation import validate_input
 from moorage import metrics
 from moorage.errors import MoorageError
@@ -39,13 +42,16 @@ class EcrEndpoint:
     operation's own work).
 
     Read-only operations (:data:`READ_ONLY_OPERATIONS`) run on the event loop on SQLite, like
-    the ``/v2/`` reads (a WAL read never waits for a writer); everything else, and everything on
-    PostgreSQL, runs in a worker thread.
+    the ``/v2/`` reads (a WAL read never waits for a writer). On a SQLite file, the operations
+    of :data:`INLINE_WRITE_OPERATIONS` run there too while the writers' turn is free, and in a
+    worker thread when it is not. Everything else, and everything on PostgreSQL, runs in a
+    worker thread.
     """
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.inline_reads = services.context.database.is_sqlite
+        self.inline_writes = services.context.database.sqlite_path is not None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one ``POST /``; every outcome, errors included, is an ECR JSON answer."""
@@ -57,6 +63,11 @@ class EcrEndpoint:
             body = await _read_body(headers, receive)
             if self.inline_reads and operation_name in READ_ONLY_OPERATIONS:
                 result = self._handle(scope, operation_name, body)
+            elif self.inline_writes and operation_name in INLINE_WRITE_OPERATIONS:
+                try:
+                    result = self._handle(scope, operation_name, body, on_event_loop=True)
+                except WriterBusy:  # nothing written: wait for the turn in a worker thread
+                    result = await run_in_thread(self._handle, scope, operation_name, body)
             else:
                 result = await run_in_thread(self._handle, scope, operation_name, body)
             if isinstance(result, JsonText):
@@ -80,7 +91,8 @@ class EcrEndpoint:
                 request_id, operation_name,
             )
 
-    def _handle(self, scope: dict[str, Any], operation_name: str, body: bytes) -> dict[str, Any] | JsonText:
+    def _handle(self, scope: dict[str, Any], operation_name: str, body: bytes,
+                on_event_loop: bool = False) -> dict[str, Any] | JsonText:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         access_key_id = verify_sigv4(
             SignedRequest(
@@ -121,8 +133,8 @@ class EcrEndpoint:
             registry_host, scheme = settings.registry_host, "https"
         else:
             registry_host, scheme = request_host, request_scheme
-        context = OperationContext(
-            self.services, principal, registry_host, scheme, request_host, request_scheme)
+        context = OperationContext(self.services, principal, registry_host, scheme, request_host,
+                                   request_scheme, on_event_loop)
         log.debug("ecr.request", operation=operation_name, principal=principal.arn)
         return handler(context, params)
 

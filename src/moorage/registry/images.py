@@ -229,6 +229,7 @@ class ImageService:
         tag: str | None = None,
         expected_digest: str | None = None,
         reject_existing: bool = False,
+        wait_for_writer: bool = True,
     ) -> Manifest:
         """Store manifest ``content`` in the repository, optionally under ``tag``.
 
@@ -242,8 +243,11 @@ class ImageService:
             reject_existing: ECR PutImage semantics: storing a digest the repository already
                 holds, untagged or under the same tag, is ``ImageAlreadyExists``; the data
                 plane treats it as success.
+            wait_for_writer: False to store only if the SQLite writers' turn is free now (a
+                caller on the event loop); nothing is stored otherwise.
 
         Raises:
+            WriterBusy: with ``wait_for_writer=False``, the writers' turn is held elsewhere.
             InvalidManifest / ManifestTooLarge: unparsable, unsupported or > 4 MiB
                 (``MANIFEST_INVALID`` / ``SIZE_INVALID``).
             InvalidTag: bad tag (``TAG_INVALID``).
@@ -271,7 +275,8 @@ class ImageService:
                 )
         for attempt in range(3):
             try:
-                with statement_writer(self.context.database).transaction() as connection:
+                with statement_writer(self.context.database).transaction(
+                        wait=wait_for_writer) as connection:
                     self._put(connection, repository_name, manifest, content, tag, reject_existing)
                 return manifest
             except IntegrityError:

@@ -20,6 +20,8 @@ class OperationContext:
         scheme: ``https`` when ``MOORAGE_REGISTRY_HOST`` is set, else the request's scheme.
         request_host: the Host this request arrived on (for URLs served by this server).
         request_scheme: the scheme this request arrived with.
+        on_event_loop: the handler runs on the event loop (:data:`INLINE_WRITE_OPERATIONS`):
+            its write transaction must not wait for the writers' turn (``WriterBusy`` instead).
     """
 
     services: Services
@@ -28,6 +30,7 @@ class OperationContext:
     scheme: str
     request_host: str
     request_scheme: str
+    on_event_loop: bool = False
 
     @property
     def registry_id(self) -> str:

@@ -53,7 +53,7 @@ def put_image(context: OperationContext, params: dict[str, Any]) -> dict[str, An
     try:
         manifest = context.services.images.put(
             name, content, media_type, tag=tag, expected_digest=params.get("imageDigest"),
-            reject_existing=True,
+            reject_existing=True, wait_for_writer=not context.on_event_loop,
         )
     except errors.ManifestReferencesMissing as error:
         if error.missing_blobs:

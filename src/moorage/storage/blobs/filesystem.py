@@ -64,17 +64,23 @@ def release_written(fd: int, offset: int, length: int) -> None:
     machines every page the cache takes for the first time costs a fault in the hypervisor,
     and a push that keeps its layer cached wrote 4–10 times slower than one that lets the cache
     reuse its pages (docs/performance.md, "Large pushes"). Not a durability step (the fsync at
-    completion is); a no-op where ``sync_file_range`` is unavailable; errors are ignored (the
-    fsync reports real I/O errors).
+    completion is); a no-op where ``sync_file_range`` is unavailable.
+
+    Raises:
+        OSError: the write-out failed (EIO, ENOSPC…). It must reach the caller: waiting on
+            writeback reports a write error once per open file and marks it seen, so the
+            completing fsync (on another descriptor) would no longer report it.
     """
     if _sync_file_range is None or length <= 0:
         return
     flags = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
-    if _sync_file_range(fd, offset, length, flags) == 0:
-        try:
-            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
+    if _sync_file_range(fd, offset, length, flags) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"writing the upload to disk failed: {os.strerror(number)}")
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass  # only advice: the data is written either way
 
 
 class FilesystemBlobStore:

@@ -17,7 +17,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,6 +103,10 @@ def insert_ignoring_duplicates(session: Session | Connection, table: type, value
     return session.execute(statement).first() is not None
 
 
+class WriterBusy(Exception):
+    """The writers' turn is held elsewhere and the caller asked not to wait for it."""
+
+
 class WriterQueue:
     """Lets SQLite writers take turns: one thread of a process, and one process of all that share
     the database file, holds the turn at a time.
@@ -120,22 +124,33 @@ class WriterQueue:
         self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
+    def turn(self, wait: bool = True) -> Iterator[None]:
         """Hold the writers' turn for the duration of the block.
 
+        Args:
+            wait: False to take the turn only if it is free now (for a caller on the event
+                loop, which must never wait for another writer).
+
         Raises:
+            WriterBusy: with ``wait=False``, another thread or process holds the turn.
             sqlalchemy.exc.OperationalError: another thread of this process has held the turn
                 for :data:`TURN_WAIT_SECONDS` (as SQLite's busy timeout would): at most one
                 thread per process waits on another process's turn, so a stuck writer elsewhere
                 cannot tie up every worker thread.
         """
-        if not self._thread_lock.acquire(timeout=TURN_WAIT_SECONDS):
+        if not wait:
+            if not self._thread_lock.acquire(blocking=False):
+                raise WriterBusy
+        elif not self._thread_lock.acquire(timeout=TURN_WAIT_SECONDS):
             raise OperationalError(None, None, sqlite3.OperationalError(
                 f"database is locked: no writer's turn within {TURN_WAIT_SECONDS:.0f} seconds"))
         try:
             depth = getattr(self._depth, "value", 0)
             if depth == 0 and self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    raise WriterBusy from None
             self._depth.value = depth + 1
             try:
                 yield
@@ -182,6 +197,17 @@ class Database:
         """True for the embedded SQLite store."""
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def sqlite_path(self) -> str | None:
+        """The path of the SQLite database file; None for PostgreSQL or an in-memory SQLite
+        (whose per-thread connections would each see a database of their own)."""
+        if not self.is_sqlite:
+            return None
+        url = make_url(self.url)
+        if url.database and url.database != ":memory:" and not url.query:
+            return url.database
+        return None
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision."""
         migrate(self.engine)
@@ -199,13 +225,17 @@ class Database:
             yield connection
 
     @contextmanager
-    def writer_turn(self) -> Iterator[None]:
+    def writer_turn(self, wait: bool = True) -> Iterator[None]:
         """Hold the SQLite writers' turn (:class:`WriterQueue`) for the block; nothing on
-        PostgreSQL. Every write transaction on SQLite runs inside it."""
+        PostgreSQL. Every write transaction on SQLite runs inside it.
+
+        Raises:
+            WriterBusy: with ``wait=False``, the turn is held elsewhere (SQLite).
+        """
         if self._writers is None:  # PostgreSQL: row locks, no database-wide writer lock
             yield
         else:
-            with self._writers.turn():
+            with self._writers.turn(wait):
                 yield
 
     @contextmanager

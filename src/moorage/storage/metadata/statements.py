@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -124,17 +124,6 @@ def _cursor(connection: Executor, statement: str, parameters: Any, many: bool = 
     return cursor
 
 
-def sqlite_file(database: Database) -> str | None:
-    """The path of ``database``'s SQLite file; None for PostgreSQL or an in-memory SQLite
-    (whose per-thread connections would each see a database of their own)."""
-    if not database.is_sqlite:
-        return None
-    url = make_url(database.url)
-    if url.database and url.database != ":memory:" and not url.query:
-        return url.database
-    return None
-
-
 class _ThreadConnections:
     """One SQLite connection per thread to one database file, all closed together (with the
     database: ``Database.dispose``); a thread holding one of an older generation opens anew."""
@@ -176,7 +165,7 @@ class StatementReader:
         # Weak: the reader is kept per database (statement_reader) and must not keep it alive.
         self._database = weakref.ref(database)
         self.is_sqlite = database.is_sqlite
-        path = sqlite_file(database)
+        path = database.sqlite_path
         self._sqlite = None if path is None else _ThreadConnections(
             path, ("PRAGMA query_only=ON", "PRAGMA busy_timeout=30000"))
         if self._sqlite is not None:
@@ -230,7 +219,7 @@ class StatementWriter:
 
     def __init__(self, database: Database) -> None:
         self._database = weakref.ref(database)
-        path = sqlite_file(database)
+        path = database.sqlite_path
         self._sqlite = None if path is None else _ThreadConnections(path, (
             "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000"))
@@ -238,11 +227,13 @@ class StatementWriter:
             database.on_dispose(self._sqlite.close)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection | Connection]:
+    def transaction(self, wait: bool = True) -> Iterator[sqlite3.Connection | Connection]:
         """A connection in one write transaction: committed when the block ends, rolled back
-        (and the exception raised on) when it raises.
+        (and the exception raised on) when it raises. ``wait=False``: only if the SQLite
+        writers' turn is free now.
 
         Raises:
+            WriterBusy: with ``wait=False``, another writer holds the turn (nothing started).
             sqlalchemy.exc.OperationalError: the database cannot start or commit (locked,
                 disk full…).
         """
@@ -253,7 +244,7 @@ class StatementWriter:
                 yield connection
             return
         connection = self._sqlite.get()
-        with database.writer_turn():
+        with database.writer_turn(wait):
             _run(connection, "BEGIN IMMEDIATE")
             try:
                 yield connection
