@@ -573,20 +573,29 @@ def test_docker_v2s2_manifest_built_in_code(http, repository):
 # -- found by adversarial testing ------------------------------------------------------------
 
 
+def _start_raw_patch(server, http, location: str, content_length: int):  # type: ignore[no-untyped-def]
+    """A socket on which an authenticated PATCH of ``content_length`` bytes to ``location`` has
+    been started (the head sent, no body yet): the test sends the body, or not."""
+    import socket
+
+    host, port = server.host.split(":")
+    sock = socket.create_connection((host, int(port)))
+    auth = http.auth._auth_header  # type: ignore[attr-defined]
+    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {auth}\r\n"
+                  f"Content-Length: {content_length}\r\n\r\n").encode())
+    return sock
+
+
 def test_completion_excludes_a_concurrent_patch(server, http, repository):
     """A PUT that completes an upload while a PATCH to it is still streaming must not publish
     bytes that change afterwards: either the PUT is refused (416) or the late PATCH is."""
-    import socket
     import time
 
     content = os.urandom(4096)
     location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
     assert http.patch(location, content=content).status_code == 202
-    host, port = server.host.split(":")
-    sock = socket.create_connection((host, int(port)))
-    auth = http.auth._auth_header  # type: ignore[attr-defined]
-    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {auth}\r\n"
-                  "Content-Length: 1048576\r\n\r\n").encode() + b"x" * 1000)
+    sock = _start_raw_patch(server, http, location, 1048576)
+    sock.sendall(b"x" * 1000)
     time.sleep(0.5)  # the PATCH now holds the upload
     done = http.put(location, params={"digest": digest_of(content)})
     assert done.status_code == 416 and error_of(done) == "BLOB_UPLOAD_INVALID"
@@ -605,17 +614,12 @@ def test_client_gone_mid_patch_leaves_the_upload_as_it_was(server, http, reposit
     """A client that drops a large PATCH midway (several buffers written, one still being
     written) leaves the upload exactly as before that PATCH: the next PATCH continues from the
     old size and the blob completes with the right content."""
-    import socket
     import time
 
     first = os.urandom(3000)
     location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
     assert http.patch(location, content=first).status_code == 202
-    host, port = server.host.split(":")
-    sock = socket.create_connection((host, int(port)))
-    auth = http.auth._auth_header  # type: ignore[attr-defined]
-    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {auth}\r\n"
-                  "Content-Length: 16777216\r\n\r\n").encode())
+    sock = _start_raw_patch(server, http, location, 16 * 1024 * 1024)
     for _ in range(5):  # 5 MiB of the announced 16: several 1 MiB buffers handed to writers
         sock.sendall(os.urandom(1024 * 1024))
     time.sleep(0.3)
