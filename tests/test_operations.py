@@ -89,8 +89,9 @@ def test_invalid_settings_are_refused(tmp_path):
     assert "MOORAGE_ACCOUNT_ID" in result.stderr
     result = moorage("serve", "--data-dir", str(tmp_path), env={"MOORAGE_PORT": "eighty"})
     assert result.returncode == 2
-    result = moorage("serve", "--data-dir", str(tmp_path), "--database-url",
-                     "postgresql://postgres@127.0.0.1:5432/no_such_database_here")
+    # A free port: the default one may be taken by a server the user started (README line 1).
+    result = moorage("serve", "--data-dir", str(tmp_path), "--port", str(free_port()),
+                     "--database-url", "postgresql://postgres@127.0.0.1:5432/no_such_database_here")
     assert result.returncode == 1
     assert "cannot open the registry's storage" in result.stderr and "Traceback" not in result.stderr
     result = moorage("keys", "list", "--data-dir", str(tmp_path), "--database-url", "nonsense://")
