@@ -711,3 +711,21 @@ def test_accept_with_zero_quality_refuses(http, repository, accept, status):
     assert response.status_code == status
     if status == 404:
         assert error_of(response) == "MANIFEST_UNKNOWN"
+
+
+def test_head_answers_wherever_get_does_and_405_names_the_methods(http, repository):
+    """HEAD is GET without the body on every ``/v2/`` GET route (tags/list, referrers, upload
+    status included); a method a route lacks is 405 with ``Allow``."""
+    push_image(http, repository, "v1")
+    location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
+    for path in (f"/v2/{repository}/tags/list", f"/v2/{repository}/referrers/sha256:" + "0" * 64,
+                 location, f"/v2/{repository}/tags/list?n=1"):
+        get, head = http.get(path), http.head(path)
+        assert head.status_code == get.status_code and head.content == b""
+        for header in ("content-length", "content-type", "range", "link"):
+            assert head.headers.get(header) == get.headers.get(header), (path, header)
+    refused = http.patch(f"/v2/{repository}/tags/list", content=b"x")
+    assert refused.status_code == 405 and error_of(refused) == "UNSUPPORTED"
+    assert refused.headers["allow"] == "GET, HEAD"
+    refused = http.request("OPTIONS", f"/v2/{repository}/blobs/uploads/")
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"

@@ -398,3 +398,46 @@ def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, m
     assert asyncio.run(cancel_midway()) == 0
     assert services.uploads.size("cancel", upload_id) == 3000
     services.close()
+
+
+def test_upload_start_racing_a_repository_delete(tmp_path, fresh_database_url):
+    """A repository deleted (with force) while an upload session is being created waits for
+    that creation and then removes the session with the repository: no foreign-key error (it
+    was a 500 on PostgreSQL). A completion whose upload file the delete removed is
+    BLOB_UPLOAD_UNKNOWN, not a 500."""
+    services = build_services(Settings(data_dir=tmp_path / "data", account_id="123456789012",
+                                       database_url=fresh_database_url))
+    services.repositories.create("race/app", RepositorySettings())
+    store = services.context.blobs
+    real_create_upload = store.create_upload
+    deleter: list[threading.Thread] = []
+
+    def create_then_let_a_delete_run(upload_id: str) -> None:
+        real_create_upload(upload_id)
+        thread = threading.Thread(target=services.repositories.delete, args=("race/app", True))
+        thread.start()
+        deleter.append(thread)
+        time.sleep(0.5)  # the delete commits now unless this transaction holds it off
+
+    store.create_upload = create_then_let_a_delete_run  # type: ignore[method-assign]
+    upload_id = services.uploads.start("race/app")
+    deleter[0].join(30)
+    assert not deleter[0].is_alive()
+    with pytest.raises(errors.RepositoryNotFound):
+        services.uploads.size("race/app", upload_id)
+
+    store.create_upload = real_create_upload  # type: ignore[method-assign]
+    services.repositories.create("race/app", RepositorySettings())
+    upload_id = services.uploads.start("race/app")
+    content = b"a layer"
+    real_sync_upload = store.sync_upload
+
+    def removed_before_sync(upload: str) -> None:  # what a forced delete does meanwhile
+        os.unlink(paths.upload_path(store.root, upload))
+        real_sync_upload(upload)
+
+    store.sync_upload = removed_before_sync  # type: ignore[method-assign]
+    with pytest.raises(errors.UploadNotFound):
+        services.uploads.complete("race/app", upload_id, "sha256:" + hashlib.sha256(content).hexdigest(),
+                                  content)
+    services.close()

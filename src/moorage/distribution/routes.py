@@ -488,14 +488,14 @@ async def list_referrers(call: Call) -> Reply:
 # -- the table -------------------------------------------------------------------------------
 
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r""), {"GET": api_version_check, "HEAD": api_version_check}),
+    (re.compile(r""), {"GET": api_version_check}),
     (re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)"),
-     {"GET": get_manifest, "HEAD": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest}),
+     {"GET": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest}),
     (re.compile(r"(?P<name>.+)/blobs/uploads/?"), {"POST": start_upload}),
     (re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
      {"GET": upload_status, "PATCH": patch_upload, "PUT": put_upload, "DELETE": cancel_upload}),
     (re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
-     {"GET": get_blob, "HEAD": get_blob, "DELETE": delete_blob}),
+     {"GET": get_blob, "DELETE": delete_blob}),
     (re.compile(r"(?P<name>.+)/tags/list"), {"GET": list_tags}),
     (re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": list_referrers}),
 ]
@@ -565,8 +565,11 @@ class DistributionApp:
             match = pattern.fullmatch(rest)
             if match is None:
                 continue
-            handler = methods.get(method)
+            # HEAD is GET without the body (RFC 9110 §9.3.2): every GET route answers it.
+            handler = methods.get(method) or (methods.get("GET") if method == "HEAD" else None)
             if handler is None:
-                raise OciError("UNSUPPORTED", f"{method} is not supported here", 405)
+                allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
+                raise OciError("UNSUPPORTED", f"{method} is not supported here", 405,
+                               headers={"Allow": ", ".join(sorted(allowed))})
             return handler, match.groupdict()
         raise OciError("NAME_UNKNOWN", f"no such endpoint: {path[:200]}", 404)

@@ -41,13 +41,26 @@ class RegistryContext:
     max_repositories: int = 100_000
     max_images_per_repository: int = 20_000
 
-    def repository_id(self, connection: Connection, name: str, *, for_update: bool = False) -> int:
+    def repository_id(self, connection: Connection, name: str, *, for_update: bool = False,
+                      keep: bool = False) -> int:
         """The id of repository ``name``: one prepared query (hot paths on bare connections).
+
+        Args:
+            for_update: lock the row until the transaction ends (PostgreSQL).
+            keep: hold a key-share lock until the transaction ends (PostgreSQL): the repository
+                cannot be deleted meanwhile, other writers are not held up. For transactions
+                that add rows referring to it (upload sessions, blob links), which would
+                otherwise violate the foreign key, or deadlock with a delete cascading to them.
 
         Raises:
             RepositoryNotFound.
         """
-        statement = statements.locking(_REPOSITORY_ID, connection) if for_update else _REPOSITORY_ID
+        if for_update:
+            statement = statements.locking(_REPOSITORY_ID, connection)
+        elif keep:
+            statement = statements.locking(_REPOSITORY_ID, connection, "KEY SHARE")
+        else:
+            statement = _REPOSITORY_ID
         found = statements.one(connection, statement, {"registry_id": self.registry_id, "name": name})
         if found is None:
             raise RepositoryNotFound(name, self.registry_id)

@@ -158,7 +158,7 @@ class UploadService:
         """
         upload_id = str(uuid.uuid4())
         with statement_writer(self.context.database).transaction() as connection:
-            repository_id = self.context.repository_id(connection, repository_name)
+            repository_id = self.context.repository_id(connection, repository_name, keep=True)
             now = self.context.clock.now()
             self.context.blobs.create_upload(upload_id)
             statements.execute(connection, _INSERT_SESSION, {
@@ -294,18 +294,22 @@ class UploadService:
                     append.write(final_chunk)
                 size = append.size_bytes
             running = self._hashes.pop(upload_id, None)
-            if running is not None and running.offset == size:
-                hasher = running.hasher
-            else:
-                hasher = self.context.blobs.hash_upload(upload_id)
-            actual = "sha256:" + hasher.hexdigest()
-            if actual != digest:
-                self._end(upload_id)
-                raise errors.DigestMismatch(
-                    f"the uploaded content has digest {actual}, not {digest}"
-                )
-            # Durable before visible, and outside the transaction so writers do not queue on it.
-            self.context.blobs.sync_upload(upload_id)
+            try:
+                if running is not None and running.offset == size:
+                    hasher = running.hasher
+                else:
+                    hasher = self.context.blobs.hash_upload(upload_id)
+                actual = "sha256:" + hasher.hexdigest()
+                if actual != digest:
+                    self._end(upload_id)
+                    raise errors.DigestMismatch(
+                        f"the uploaded content has digest {actual}, not {digest}"
+                    )
+                # Durable before visible, and outside the transaction so writers do not queue
+                # on it.
+                self.context.blobs.sync_upload(upload_id)
+            except FileNotFoundError:  # discarded meanwhile (its repository deleted with force)
+                raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
             newly_linked = self._publish(repository_name, upload_id, digest, size)
         finally:
             os.close(fd)
@@ -331,7 +335,8 @@ class UploadService:
         except FileNotFoundError:
             raise errors.UploadNotFound(f"upload {upload_id} is unknown") from None
         with statement_writer(self.context.database).transaction() as connection:
-            repository_id = self.context.repository_id(connection, repository_name)
+            # Repository, then session: the order a repository delete takes them in.
+            repository_id = self.context.repository_id(connection, repository_name, keep=True)
             owner = statements.one(connection, statements.locking(_SESSION_OWNER, connection),
                                    {"upload_id": upload_id})
             if owner is None or owner[0] != repository_id:

@@ -45,9 +45,10 @@ def for_postgresql(statement: str) -> str:
 Executor = Connection | Session | sqlite3.Connection  # what one(), execute() and locking() take
 
 
-def locking(statement: str, connection: Executor) -> str:
+def locking(statement: str, connection: Executor, strength: str = "UPDATE") -> str:
     """``statement`` (a SELECT) locking the rows it reads until the transaction ends: ``FOR
-    UPDATE`` on PostgreSQL; SQLite's write transaction holds the whole database already.
+    UPDATE`` (or ``FOR <strength>``, e.g. ``KEY SHARE``) on PostgreSQL; SQLite's write
+    transaction holds the whole database already.
 
     Lock in a statement of its own: under PostgreSQL's READ COMMITTED a statement's snapshot is
     taken before it waits for a lock, so other reads (subqueries) in the locking statement can
@@ -55,7 +56,7 @@ def locking(statement: str, connection: Executor) -> str:
     """
     if isinstance(connection, sqlite3.Connection) or _is_sqlite(_connection(connection)):
         return statement
-    return statement + " FOR UPDATE"
+    return f"{statement} FOR {strength}"
 
 
 def one(connection: Executor, statement: str, parameters: dict[str, Any]) -> tuple | None:
