@@ -159,3 +159,23 @@ def test_nul_characters_are_refused(server):
     body = json.dumps({"repositoryName": "nul-test", "tags": [{"Key": "a\u0000", "Value": "b"}]}).encode()
     error = assert_error(post(server, "CreateRepository", body), 400, "InvalidParameterException")
     assert "NUL" in error["message"]
+
+
+def test_client_gone_before_its_body_arrived_is_not_an_error(server):
+    """A client that announces a body and leaves before sending it all gets nothing written to
+    it and leaves no error in the log; the server keeps answering."""
+    import socket
+    import time
+
+    body = json.dumps({"repositoryNames": ["nothing/here"]}).encode()
+    headers = signed(server, "DescribeRepositories", body)
+    log_before = server.log().count("unexpected_error")
+    host, port = server.host.split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        sock.sendall((f"POST / HTTP/1.1\r\nHost: {server.host}\r\n{head}"
+                      f"Content-Length: {len(body) + 1000}\r\n\r\n").encode() + body)
+        time.sleep(0.2)
+    time.sleep(0.3)
+    assert post(server, "DescribeRepositories").status_code == 200
+    assert server.log().count("unexpected_error") == log_before

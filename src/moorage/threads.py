@@ -25,14 +25,12 @@ _pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="moorage-
 
 async def run_in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """``function(*args, **kwargs)`` in a worker thread; its result, or its exception raised."""
-    context = contextvars.copy_context()
-    call = functools.partial(context.run, function, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_pool, call)
+    return await asyncio.wrap_future(start_in_thread(function, *args, **kwargs))
 
 
-def start_in_thread(function: Callable[..., _T], *args: Any) -> Future[_T]:
-    """Start ``function(*args)`` in a worker thread now and return its future: await it with
-    ``asyncio.wrap_future``, or wait for it with ``result()`` where awaiting is not possible
-    (cleanup after a cancelled request)."""
+def start_in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> Future[_T]:
+    """Start ``function(*args, **kwargs)`` in a worker thread now, with the caller's context
+    variables, and return its future: await it with ``asyncio.wrap_future``, or wait for it with
+    ``result()`` where awaiting is not possible (cleanup after a cancelled request)."""
     context = contextvars.copy_context()
-    return _pool.submit(context.run, function, *args)
+    return _pool.submit(functools.partial(context.run, function, *args, **kwargs))

@@ -20,7 +20,7 @@ import contextlib
 import json
 import re
 from concurrent.futures import Future
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
 from moorage import errors, metrics
+from moorage.asgi import header
 from moorage.distribution.auth import Authenticator
 from moorage.distribution.errors import OciError, error_response, from_domain
 from moorage.distribution.responses import API_VERSION, Reply
@@ -79,10 +80,7 @@ class Call:
 
     def header(self, name: bytes) -> str | None:
         """The first value of header ``name`` (lower case), or None."""
-        for key, value in self.scope["headers"]:
-            if key == name:
-                return value.decode("latin-1")
-        return None
+        return header(self.scope["headers"], name)
 
     def header_values(self, name: bytes) -> tuple[str, ...]:
         """Every value of header ``name`` (lower case), in order."""
@@ -392,20 +390,11 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
     # arrives (at most two buffers of FLUSH_BYTES held).
     writing: Future[None] | None = None
     try:
-        chunks: list[bytes] = []
-        buffered = 0
-        async for chunk in request.stream():
-            chunks.append(chunk)
-            buffered += len(chunk)
-            if buffered >= FLUSH_BYTES or len(chunks) >= MAX_WRITE_CHUNKS:
-                if writing is not None:
-                    await asyncio.wrap_future(writing)
-                writing = start_in_thread(append.write_chunks, chunks)
-                chunks, buffered = [], 0
+        async for buffer in _buffers(request):
+            if writing is not None:
+                await asyncio.wrap_future(writing)
+            writing = start_in_thread(append.write_chunks, buffer)
         if writing is not None:
-            await asyncio.wrap_future(writing)
-        if chunks:  # the last buffer, tracked like the others (the cut-back below waits for it)
-            writing = start_in_thread(append.write_chunks, chunks)
             await asyncio.wrap_future(writing)
         writing = None
         received = append.size_bytes - append.start
@@ -426,6 +415,21 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
         raise
     await run_in_thread(append.__exit__, None, None, None)
     return append.size_bytes
+
+
+async def _buffers(request: Request) -> AsyncIterator[list[bytes]]:
+    """The request body as lists of received pieces of about ``FLUSH_BYTES`` (at most
+    ``MAX_WRITE_CHUNKS`` pieces each; the last list may be shorter)."""
+    chunks: list[bytes] = []
+    buffered = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        buffered += len(chunk)
+        if buffered >= FLUSH_BYTES or len(chunks) >= MAX_WRITE_CHUNKS:
+            yield chunks
+            chunks, buffered = [], 0
+    if chunks:
+        yield chunks
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -14,19 +14,20 @@ import uuid
 from typing import Any
 
 import structlog
-from moorage.threads import run_in_thread
 
+from moorage import metrics
+from moorage.asgi import header
 from moorage.auth.sigv4 import SignedRequest, verify_sigv4
 from moorage.ecr.exceptions import EcrError, from_domain
 from moorage.ecr.model import TARGET_PREFIX, operation_model
 from moorage.ecr.operations import (
     INLINE_WRITE_OPERATIONS, OPERATIONS, READ_ONLY_OPERATIONS, JsonText, OperationContext,
 )
-from moorage.storage.metadata.database import WriterBusy
 from moorage.ecr.validation import validate_input
-from moorage import metrics
 from moorage.errors import MoorageError
 from moorage.services import Services
+from moorage.storage.metadata.database import WriterBusy
+from moorage.threads import run_in_thread
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # UploadLayerPart carries up to 20 MiB as base64 (about 27 MiB) plus JSON framing.
@@ -93,13 +94,12 @@ class EcrEndpoint:
 
     def _handle(self, scope: dict[str, Any], operation_name: str, body: bytes,
                 on_event_loop: bool = False) -> dict[str, Any] | JsonText:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         access_key_id = verify_sigv4(
             SignedRequest(
                 method=scope["method"],
                 path=(scope.get("raw_path") or b"/").decode("latin-1").split("?", 1)[0],
                 query_string=scope.get("query_string", b"").decode("latin-1"),
-                headers=headers,
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
                 body=body,
             ),
             lookup_secret=self.services.keys.secret_of,
@@ -126,8 +126,7 @@ class EcrEndpoint:
                 f"Moorage does not implement the ECR operation '{operation_name}' yet",
             )
         settings = self.services.settings
-        request_host = next((value for name, value in headers if name.lower() == "host"),
-                            "localhost")
+        request_host = header(scope["headers"], b"host") or "localhost"
         request_scheme = scope.get("scheme", "http")
         if settings.registry_host:
             registry_host, scheme = settings.registry_host, "https"
@@ -161,16 +160,8 @@ async def _send(send: Any, status: int, request_id: str, payload: bytes,
     await send({"type": "http.response.body", "body": payload})
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    """The first value of header ``name`` (lower case) in ASGI ``headers``, or None."""
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 def _operation_name(headers: list[tuple[bytes, bytes]]) -> str:
-    target = _header(headers, b"x-amz-target")
+    target = header(headers, b"x-amz-target")
     if not target:
         raise EcrError("UnknownOperationException", "Missing X-Amz-Target header")
     if not target.startswith(TARGET_PREFIX) or operation_model(target[len(TARGET_PREFIX):]) is None:
@@ -180,7 +171,7 @@ def _operation_name(headers: list[tuple[bytes, bytes]]) -> str:
 
 async def _read_body(headers: list[tuple[bytes, bytes]], receive: Any) -> bytes:
     """The request body (at most ``MAX_BODY_BYTES``, else ``SerializationException``)."""
-    declared = _header(headers, b"content-length")
+    declared = header(headers, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise EcrError("SerializationException", f"Request body larger than {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []

@@ -2,7 +2,8 @@
 
 A handler takes the :class:`OperationContext` and the validated input dict and returns a dict
 shaped like the operation's output in the model (timestamps as epoch seconds, absent members
-omitted or None), or that output already serialized (:class:`JsonText`). Operations of the model without a handler answer ``NotImplementedException``.
+omitted or None), or that output already serialized (:class:`JsonText`). Operations of the
+model without a handler answer ``NotImplementedException``.
 """
 
 from __future__ import annotations
@@ -71,5 +72,6 @@ def check_dispatch_table() -> None:
 
 
 __all__ = [
-    "INLINE_WRITE_OPERATIONS", "OPERATIONS", "READ_ONLY_OPERATIONS", "Handler", "JsonText", "OperationContext", "check_dispatch_table",
+    "INLINE_WRITE_OPERATIONS", "OPERATIONS", "READ_ONLY_OPERATIONS", "Handler", "JsonText",
+    "OperationContext", "check_dispatch_table",
 ]

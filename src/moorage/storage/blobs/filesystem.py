@@ -77,10 +77,15 @@ def release_written(fd: int, offset: int, length: int) -> None:
     if _sync_file_range(fd, offset, length, flags) != 0:
         number = ctypes.get_errno()
         raise OSError(number, f"writing the upload to disk failed: {os.strerror(number)}")
+    _drop_cached(fd, offset, length)
+
+
+def _drop_cached(fd: int, offset: int, length: int) -> None:
+    """Drop written-back pages of ``fd`` from the page cache (advice: errors are ignored)."""
     try:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     except OSError:
-        pass  # only advice: the data is written either way
+        pass
 
 
 class FilesystemBlobStore:
@@ -182,8 +187,8 @@ class FilesystemBlobStore:
         try:
             os.fsync(fd)
             size = os.fstat(fd).st_size
-            if size >= WRITEBACK_BYTES:  # a large upload leaves nothing in the cache
-                release_written(fd, 0, size)
+            if size >= WRITEBACK_BYTES:  # written by the fsync: a large upload leaves the cache
+                _drop_cached(fd, 0, size)
         finally:
             os.close(fd)
 
