@@ -161,6 +161,12 @@ _DELETE_REFERENCES_OF_IMAGES = delete(_REFERENCES).where(
 _DELETE_IMAGES = delete(_IMAGES).where(_IMAGES.c.id.in_(bindparam("image_ids", expanding=True)))
 
 
+def tags_of_images(connection: Connection, image_ids: Sequence[int]) -> Iterator[tuple[int, str]]:
+    """``(image id, tag name)`` of every tag of the images ``image_ids`` (bound in chunks)."""
+    for chunk in _chunks(image_ids):
+        yield from connection.execute(_TAGS_OF_IMAGES, {"image_ids": chunk})
+
+
 def lookup_statement(*columns: Any) -> Any:
     """A statement finding images of a repository by digest and by tag in one round trip.
 
@@ -577,10 +583,9 @@ class _DeletionPlan:
                 if tag is None:
                     self.image_with_digest[digest] = image_id
         while pending:
-            for chunk in _chunks(pending):
-                for image_id, name in self.connection.execute(_TAGS_OF_IMAGES, {"image_ids": chunk}):
-                    self.tags_of.setdefault(image_id, []).append(name)
-                    self.image_with_tag[name] = image_id
+            for image_id, name in tags_of_images(self.connection, pending):
+                self.tags_of.setdefault(image_id, []).append(name)
+                self.image_with_tag[name] = image_id
             for chunk in _chunks(listed):
                 for child, parent_id, parent_digest, repository_id in self.connection.execute(
                         _PARENTS_OF, {"digests": chunk}):

@@ -13,16 +13,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.engine import Row
 
 from moorage import errors
 from moorage.errors import MoorageError
 from moorage.images.digests import parse_digest
 from moorage.registry.context import RegistryContext
-from moorage.registry.images import ImageId, lookup_statement, resolve_image_ids
+from moorage.registry.images import ImageId, lookup_statement, resolve_image_ids, tags_of_images
 from moorage.storage.metadata.statements import statement_reader
-from moorage.storage.metadata.schema import Image, Tag
+from moorage.storage.metadata.schema import Image
 
 TAG_STATUSES = ("TAGGED", "UNTAGGED", "ANY")
 
@@ -224,23 +224,17 @@ class ImageListing:
                     raise row
                 images.setdefault(row[0], row)
             tags: dict[int, list[str]] = defaultdict(list)
-            ids = list(images)
-            for start in range(0, len(ids), 500):
-                for image_id, name in connection.execute(
-                        _TAGS_OF_IMAGES, {"image_ids": ids[start:start + 500]}):
-                    tags[image_id].append(name)
+            for image_id, name in tags_of_images(connection, list(images)):
+                tags[image_id].append(name)
         return [_detail(row, tags[image_id]) for image_id, row in images.items()]
 
 
 _IMAGES = Image.__table__
-_TAGS = Tag.__table__
 # What DescribeImages needs of an image (not its manifest bytes).
 _DETAIL_COLUMNS = (_IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.image_size_bytes,
                    _IMAGES.c.pushed_at, _IMAGES.c.last_pulled_at, _IMAGES.c.media_type,
                    _IMAGES.c.artifact_type, _IMAGES.c.subject_digest)
 _DETAILS_OF_IDS = lookup_statement(*_DETAIL_COLUMNS)
-_TAGS_OF_IMAGES = select(_TAGS.c.image_id, _TAGS.c.name).where(
-    _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
 
 # The listing pages run as SQL text on the statement reader (no SQLAlchemy per page: for a
 # page of 100 rows it cost more than the query).
