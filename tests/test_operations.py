@@ -257,10 +257,11 @@ def test_quotas(tmp_path, fresh_database_url):
         stop_server(server)
 
 
-def test_put_image_waits_for_the_writers_turn_off_the_event_loop(tmp_path):
-    """On SQLite, PutImage runs on the event loop only while the writers' turn is free; while
-    another process holds it, the call waits in a worker thread: the server keeps answering
-    meanwhile, and the image is stored once the turn is free."""
+@pytest.mark.parametrize("operation", ["PutImage", "BatchDeleteImage"])
+def test_inline_writes_wait_for_the_writers_turn_off_the_event_loop(tmp_path, operation):
+    """On SQLite, PutImage and BatchDeleteImage run on the event loop only while the writers'
+    turn is free; while another process holds it, the call waits in a worker thread: the
+    server keeps answering meanwhile, and the write happens once the turn is free."""
     import fcntl
 
     data = tmp_path / "data"
@@ -273,25 +274,36 @@ def test_put_image_waits_for_the_writers_turn_off_the_event_loop(tmp_path):
             for blob in image.blobs.values():
                 http.post("/v2/turn/app/blobs/uploads/", params={"digest": digest_of(blob)},
                           content=blob)
+        if operation == "PutImage":
+            before: list[dict[str, str]] = []
+            after = [{"imageDigest": image.digest, "imageTag": "v1"}]
+            call = lambda: ecr.put_image(  # noqa: E731
+                repositoryName="turn/app", imageManifest=image.manifest.decode(), imageTag="v1")
+            succeeded = lambda result: result["image"]["imageId"]["imageDigest"] == image.digest  # noqa: E731
+        else:
+            ecr.put_image(repositoryName="turn/app", imageManifest=image.manifest.decode(),
+                          imageTag="v1")
+            before, after = [{"imageDigest": image.digest, "imageTag": "v1"}], []
+            call = lambda: ecr.batch_delete_image(  # noqa: E731
+                repositoryName="turn/app", imageIds=[{"imageTag": "v1"}])
+            succeeded = lambda result: result["imageIds"] == before and not result["failures"]  # noqa: E731
         lock = os.open(data / "moorage.db.writer-lock", os.O_RDWR)
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process's write transaction
         outcome: list[object] = []
-        putter = threading.Thread(target=lambda: outcome.append(ecr.put_image(
-            repositoryName="turn/app", imageManifest=image.manifest.decode(), imageTag="v1")))
-        putter.start()
+        caller = threading.Thread(target=lambda: outcome.append(call()))
+        caller.start()
         time.sleep(0.5)
         assert not outcome  # waiting for the turn...
         with server.http() as http:  # ...in a worker thread: the event loop still answers
             started = time.monotonic()
             assert http.get("/v2/").status_code == 200
-            assert ecr.list_images(repositoryName="turn/app")["imageIds"] == []
+            assert ecr.list_images(repositoryName="turn/app")["imageIds"] == before
             assert time.monotonic() - started < 2
         fcntl.flock(lock, fcntl.LOCK_UN)
         os.close(lock)
-        putter.join(30)
-        assert outcome and outcome[0]["image"]["imageId"]["imageDigest"] == image.digest
-        assert ecr.list_images(repositoryName="turn/app")["imageIds"] == [
-            {"imageDigest": image.digest, "imageTag": "v1"}]
+        caller.join(30)
+        assert outcome and succeeded(outcome[0])
+        assert ecr.list_images(repositoryName="turn/app")["imageIds"] == after
     finally:
         stop_server(server)
 

@@ -104,12 +104,201 @@ def validate_input(operation: botocore.model.OperationModel, params: object) -> 
     shape = operation.input_shape
     if shape is None:
         return {}
-    converted = _convert_structure(shape, params, "")
-    _Checker(constraint_error_code(operation)).check(shape, converted, "")
+    node = _node_of(shape)
+    converted = node.convert(params, None)
+    node.check(converted, None, constraint_error_code(operation))
     return converted
 
 
-# --------------------------------------------------------------------------- pass 1: types
+# Member paths are built only for messages: a path is None (the request) or (parent path, part),
+# part a member name or map key (str) or a list position from 1 (int, shown as "N.member").
+_Path = Any
+
+
+def _render(path: _Path) -> str:
+    """``imageIds.1.member.imageTag`` for a path."""
+    parts: list[str] = []
+    while path is not None:
+        path, part = path
+        parts.append(f"{part}.member" if isinstance(part, int) else part)
+    return ".".join(reversed(parts))
+
+
+class _Node:
+    """One shape compiled for both passes (built once per shape, see :func:`_node_of`):
+    ``convert(value, path)`` is pass 1, ``check(value, path, code)`` pass 2."""
+
+    def __init__(self, shape: botocore.model.Shape) -> None:
+        self.shape = shape
+        self.kind = shape.type_name
+        meta = shape.metadata
+        self.low, self.high = meta.get("min"), meta.get("max")
+        self.pattern = meta.get("pattern")
+        self.regex = _compile(self.pattern) if self.pattern is not None else None
+        self.enum = meta.get("enum") or None
+        self.required = frozenset(meta.get("required", ()))
+        # Filled in by _node_of once this node is cached (shapes may refer to themselves).
+        self.members: tuple[tuple[str, _Node], ...] = ()
+        self.member: _Node | None = None
+        self.key: _Node | None = None
+        self.value: _Node | None = None
+
+    # -- pass 1: types ----------------------------------------------------------------------
+
+    def convert(self, value: object, path: _Path) -> Any:
+        """Check ``value`` has the JSON type of the shape and return it in Python form."""
+        kind = self.kind
+        if kind == "string":
+            if not isinstance(value, str):
+                raise _type_error(path, "a JSON string", value)
+            return value
+        if kind == "structure":
+            if not isinstance(value, dict):
+                raise _type_error(path, "a JSON object", value)
+            result = {}
+            for name, node in self.members:
+                item = value.get(name)
+                if item is not None:  # JSON null is the same as absent
+                    result[name] = node.convert(item, (path, name))
+            return result
+        if kind == "list":
+            if not isinstance(value, list):
+                raise _type_error(path, "a JSON array", value)
+            member = self.member
+            assert member is not None
+            items = []
+            for index, item in enumerate(value, start=1):
+                if item is None:
+                    raise _type_error((path, index), "a non-null list item", item)
+                items.append(member.convert(item, (path, index)))
+            return items
+        if kind == "map":
+            if not isinstance(value, dict):
+                raise _type_error(path, "a JSON object", value)
+            key_node, value_node = self.key, self.value
+            assert key_node is not None and value_node is not None
+            converted: dict[Any, Any] = {}
+            for key, item in value.items():
+                if item is None:
+                    raise _type_error((path, key), "a non-null map value", item)
+                converted[key_node.convert(key, path)] = value_node.convert(item, (path, key))
+            return converted
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise _type_error(path, "true or false", value)
+            return value
+        if kind in _INT_RANGES:
+            return _convert_integer(kind, value, path)
+        if kind in ("float", "double"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _type_error(path, "a JSON number", value)
+            return float(value)
+        if kind == "timestamp":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _type_error(path, "a JSON number (epoch seconds)", value)
+            try:
+                seconds = float(value)
+            except OverflowError:  # an int beyond the float range
+                seconds = math.inf
+            if not math.isfinite(seconds):
+                raise EcrError(_SERIALIZATION, f"Invalid timestamp at '{_render(path)}': {value!r}")
+            return seconds
+        if kind == "blob":
+            if not isinstance(value, str):
+                raise _type_error(path, "a base64-encoded JSON string", value)
+            try:
+                return base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise EcrError(
+                    _SERIALIZATION, f"Invalid value at '{_render(path)}': not valid base64"
+                ) from None
+        # No other shape types occur in ECR inputs; pass anything else through unchanged.
+        return value
+
+    # -- pass 2: constraints ----------------------------------------------------------------
+
+    def check(self, value: Any, path: _Path, code: str) -> None:
+        """Raise the first constraint violation of ``value`` (converted) as ``code``."""
+        kind = self.kind
+        if kind == "string":
+            self.check_bounds(value, path, code, len(value), "length")
+            if "\x00" in value:  # no ECR identifier or document may hold NUL; databases refuse it
+                self.fail(value, path, code, "Member must not contain NUL characters")
+            if self.regex is not None and self.regex.fullmatch(value) is None:
+                self.fail(value, path, code,
+                          f"Member must satisfy regular expression pattern: {self.pattern}")
+            if self.enum and value not in self.enum:
+                self.fail(value, path, code,
+                          f"Member must satisfy enum value set: [{', '.join(self.enum)}]")
+        elif kind == "structure":
+            for name, node in self.members:
+                if name in value:
+                    node.check(value[name], (path, name), code)
+                elif name in self.required:
+                    node.fail(None, (path, name), code, "Member must not be null")
+        elif kind == "list":
+            self.check_bounds(value, path, code, len(value), "length")
+            member = self.member
+            assert member is not None
+            for index, item in enumerate(value, start=1):
+                member.check(item, (path, index), code)
+        elif kind == "map":
+            self.check_bounds(value, path, code, len(value), "length")
+            key_node, value_node = self.key, self.value
+            assert key_node is not None and value_node is not None
+            for key, item in value.items():
+                key_node.check(key, path, code)
+                value_node.check(item, (path, key), code)
+        elif kind == "blob":
+            self.check_bounds(value, path, code, len(value), "length")
+        elif kind in ("integer", "long", "float", "double"):
+            self.check_bounds(value, path, code, value, "value")
+
+    def check_bounds(self, value: Any, path: _Path, code: str, measure: Any, what: str) -> None:
+        """Check ``measure`` (a length or the number itself) against the shape's min/max."""
+        if self.low is not None and measure < self.low:
+            self.fail(value, path, code,
+                      f"Member must have {what} greater than or equal to {self.low}")
+        if self.high is not None and measure > self.high:
+            self.fail(value, path, code,
+                      f"Member must have {what} less than or equal to {self.high}")
+
+    def fail(self, value: Any, path: _Path, code: str, reason: str) -> None:
+        """Raise ``reason`` about ``value`` at ``path`` in ``code``'s message format."""
+        where = _render(path)
+        if code == "ValidationException":
+            if value is None:
+                shown = "Value null"
+            elif self.shape.metadata.get("sensitive"):
+                shown = "Value"
+            else:
+                shown = f"Value '{_echo(value)}'"
+            message = (
+                f"1 validation error detected: {shown} at '{where}' "
+                f"failed to satisfy constraint: {reason}"
+            )
+        else:
+            message = f"Invalid parameter at '{where}' failed to satisfy constraint: '{reason}'"
+        raise EcrError(code, message)
+
+
+# Compiled nodes by shape identity; each entry keeps its shape alive, so an id is never reused.
+_NODES: dict[int, _Node] = {}
+
+
+def _node_of(shape: botocore.model.Shape) -> _Node:
+    """The compiled node of ``shape`` (compiled on first use)."""
+    node = _NODES.get(id(shape))
+    if node is not None:
+        return node
+    node = _NODES[id(shape)] = _Node(shape)
+    if node.kind == "structure":
+        node.members = tuple((name, _node_of(member)) for name, member in shape.members.items())
+    elif node.kind == "list":
+        node.member = _node_of(shape.member)
+    elif node.kind == "map":
+        node.key, node.value = _node_of(shape.key), _node_of(shape.value)
+    return node
 
 
 def _json_type(value: object) -> str:
@@ -128,109 +317,29 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _type_error(path: str, expected: str, value: object) -> EcrError:
-    where = f" at '{path}'" if path else ""
+def _type_error(path: _Path, expected: str, value: object) -> EcrError:
+    where = f" at '{_render(path)}'" if path is not None else ""
     return EcrError(
         _SERIALIZATION,
         f"Invalid value{where}: expected {expected}, got {_json_type(value)}",
     )
 
 
-def _convert(shape: botocore.model.Shape, value: object, path: str) -> Any:
-    """Check ``value`` has the JSON type of ``shape`` and return it in Python form."""
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            raise _type_error(path, "a JSON object", value)
-        return _convert_structure(shape, value, path)
-    if kind == "list":
-        if not isinstance(value, list):
-            raise _type_error(path, "a JSON array", value)
-        result = []
-        for index, item in enumerate(value, start=1):
-            item_path = f"{path}.{index}.member"
-            if item is None:
-                raise _type_error(item_path, "a non-null list item", item)
-            result.append(_convert(shape.member, item, item_path))
-        return result
-    if kind == "map":
-        if not isinstance(value, dict):
-            raise _type_error(path, "a JSON object", value)
-        converted: dict[Any, Any] = {}
-        for key, item in value.items():
-            item_path = f"{path}.{key}"
-            if item is None:
-                raise _type_error(item_path, "a non-null map value", item)
-            converted[_convert(shape.key, key, path)] = _convert(shape.value, item, item_path)
-        return converted
-    if kind == "string":
-        if not isinstance(value, str):
-            raise _type_error(path, "a JSON string", value)
-        return value
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            raise _type_error(path, "true or false", value)
-        return value
-    if kind in _INT_RANGES:
-        return _convert_integer(kind, value, path)
-    if kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _type_error(path, "a JSON number", value)
-        return float(value)
-    if kind == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _type_error(path, "a JSON number (epoch seconds)", value)
-        try:
-            seconds = float(value)
-        except OverflowError:  # an int beyond the float range
-            seconds = math.inf
-        if not math.isfinite(seconds):
-            raise EcrError(_SERIALIZATION, f"Invalid timestamp at '{path}': {value!r}")
-        return seconds
-    if kind == "blob":
-        if not isinstance(value, str):
-            raise _type_error(path, "a base64-encoded JSON string", value)
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise EcrError(
-                _SERIALIZATION, f"Invalid value at '{path}': not valid base64"
-            ) from None
-    # No other shape types occur in ECR inputs; pass anything else through unchanged.
-    return value
-
-
-def _convert_integer(kind: str, value: object, path: str) -> int:
+def _convert_integer(kind: str, value: object, path: _Path) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(path, f"a JSON number ({kind})", value)
     if isinstance(value, float):
         if not value.is_integer():  # also rejects NaN and infinities
             raise EcrError(
-                _SERIALIZATION, f"Invalid value at '{path}': {kind} must be a whole number"
+                _SERIALIZATION,
+                f"Invalid value at '{_render(path)}': {kind} must be a whole number",
             )
         value = int(value)
     low, high = _INT_RANGES[kind]
     if not low <= value <= high:
-        raise EcrError(_SERIALIZATION, f"Invalid value at '{path}': out of range for {kind}")
+        raise EcrError(_SERIALIZATION,
+                       f"Invalid value at '{_render(path)}': out of range for {kind}")
     return value
-
-
-def _convert_structure(
-    shape: botocore.model.StructureShape, value: dict[Any, Any], path: str
-) -> dict[str, Any]:
-    result = {}
-    for name, member in shape.members.items():
-        item = value.get(name)
-        if item is not None:  # JSON null is the same as absent
-            result[name] = _convert(member, item, _join(path, name))
-    return result
-
-
-# --------------------------------------------------------------------- pass 2: constraints
 
 
 @functools.lru_cache(maxsize=None)
@@ -263,81 +372,3 @@ def _echo(value: Any) -> str:
     if len(text) > _MAX_ECHO:
         text = text[:_MAX_ECHO] + "..."
     return text
-
-
-class _Checker:
-    """Finds the first constraint violation and raises it with ``code``'s message format."""
-
-    def __init__(self, code: str) -> None:
-        self.code = code
-
-    def fail(self, shape: botocore.model.Shape | None, value: Any, path: str, reason: str) -> None:
-        if self.code == "ValidationException":
-            if value is None:
-                shown = "Value null"
-            elif shape is not None and shape.metadata.get("sensitive"):
-                shown = "Value"
-            else:
-                shown = f"Value '{_echo(value)}'"
-            message = (
-                f"1 validation error detected: {shown} at '{path}' "
-                f"failed to satisfy constraint: {reason}"
-            )
-        else:
-            message = f"Invalid parameter at '{path}' failed to satisfy constraint: '{reason}'"
-        raise EcrError(self.code, message)
-
-    def check(self, shape: botocore.model.Shape, value: Any, path: str) -> None:
-        kind = shape.type_name
-        meta = shape.metadata
-        if kind == "structure":
-            required = set(meta.get("required", ()))
-            for name, member in shape.members.items():
-                member_path = _join(path, name)
-                if name in value:
-                    self.check(member, value[name], member_path)
-                elif name in required:
-                    self.fail(member, None, member_path, "Member must not be null")
-        elif kind == "list":
-            self.check_length(shape, value, path, len(value))
-            for index, item in enumerate(value, start=1):
-                self.check(shape.member, item, f"{path}.{index}.member")
-        elif kind == "map":
-            self.check_length(shape, value, path, len(value))
-            for key, item in value.items():
-                self.check(shape.key, key, path)
-                self.check(shape.value, item, f"{path}.{key}")
-        elif kind == "string":
-            self.check_length(shape, value, path, len(value))
-            if "\x00" in value:  # no ECR identifier or document may hold NUL; databases refuse it
-                self.fail(shape, value, path, "Member must not contain NUL characters")
-            pattern = meta.get("pattern")
-            if pattern is not None:
-                regex = _compile(pattern)
-                if regex is not None and regex.fullmatch(value) is None:
-                    self.fail(
-                        shape, value, path,
-                        f"Member must satisfy regular expression pattern: {pattern}",
-                    )
-            enum = meta.get("enum")
-            if enum and value not in enum:
-                self.fail(
-                    shape, value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]"
-                )
-        elif kind == "blob":
-            self.check_length(shape, value, path, len(value))
-        elif kind in ("integer", "long", "float", "double"):
-            self.check_bounds(shape, value, path, value, "value")
-
-    def check_length(self, shape: botocore.model.Shape, value: Any, path: str, length: int) -> None:
-        self.check_bounds(shape, value, path, length, "length")
-
-    def check_bounds(
-        self, shape: botocore.model.Shape, value: Any, path: str, measure: Any, what: str
-    ) -> None:
-        """Check ``measure`` (a length or the number itself) against the shape's min/max."""
-        low, high = shape.metadata.get("min"), shape.metadata.get("max")
-        if low is not None and measure < low:
-            self.fail(shape, value, path, f"Member must have {what} greater than or equal to {low}")
-        if high is not None and measure > high:
-            self.fail(shape, value, path, f"Member must have {what} less than or equal to {high}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from moorage.clock import Clock
@@ -41,7 +40,7 @@ class RegistryContext:
     max_repositories: int = 100_000
     max_images_per_repository: int = 20_000
 
-    def repository_id(self, connection: Connection, name: str, *, for_update: bool = False,
+    def repository_id(self, connection: statements.Executor, name: str, *, for_update: bool = False,
                       keep: bool = False) -> int:
         """The id of repository ``name``: one prepared query (hot paths on bare connections).
 

@@ -19,8 +19,6 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
-    delete,
-    exists,
     null,
     select,
     union_all,
@@ -124,47 +122,60 @@ _RECORD_PULLS = (
 )
 
 # -- BatchDeleteImage: the rows a batch can touch, loaded set-wise ---------------------------
+# SQL text on the write transaction's own connection (moorage.storage.metadata.statements);
+# ``{…}`` are lists of bound parameters (statements.bound_list), at most _IN_LIST_CHUNK long.
 
-_TAGS_OF_IMAGES = select(_TAGS.c.image_id, _TAGS.c.name).where(
-    _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
+_TAGS_OF_IMAGES = "SELECT image_id, name FROM tags WHERE image_id IN ({image_ids})"
+# The named images, and whether an index (of any repository) lists each and whether it has
+# referrers, so the queries for those run only when needed. The last column is the tag an
+# image was found by (NULL: found by digest).
+_IMAGE_FLAGS = (
+    "EXISTS (SELECT 1 FROM image_references r WHERE r.kind = 'manifest' AND r.digest = i.digest),"
+    " EXISTS (SELECT 1 FROM images f WHERE f.repository_id = i.repository_id"
+    " AND f.subject_digest = i.digest)"
+)
+_IMAGES_WITH_DIGESTS = (
+    f"SELECT i.id, i.digest, {_IMAGE_FLAGS}, CAST(NULL AS VARCHAR) FROM images i"
+    " WHERE i.repository_id = :repository_id AND i.digest IN ({digests})"
+)
+_IMAGES_WITH_TAGS = (
+    f"SELECT i.id, i.digest, {_IMAGE_FLAGS}, t.name FROM tags t JOIN images i ON i.id = t.image_id"
+    " WHERE t.repository_id = :repository_id AND t.name IN ({tags})"
+)
 # Indexes (of any repository: the caller keeps its own) listing the digests as children. No
 # condition on ``images`` but its primary key, so the plan starts from the references' digest
 # index (filtering images by repository first makes SQLite probe every image of it).
 _PARENTS_OF = (
-    select(_REFERENCES.c.digest, _IMAGES.c.id, _IMAGES.c.digest.label("parent_digest"),
-           _IMAGES.c.repository_id)
-    .select_from(_REFERENCES.join(_IMAGES, _IMAGES.c.id == _REFERENCES.c.image_id))
-    .where(
-        _REFERENCES.c.kind == "manifest",
-        _REFERENCES.c.digest.in_(bindparam("digests", expanding=True)),
-    )
-    .order_by(_IMAGES.c.id)
+    "SELECT r.digest, i.id, i.digest, i.repository_id FROM image_references r"
+    " JOIN images i ON i.id = r.image_id"
+    " WHERE r.kind = 'manifest' AND r.digest IN ({digests}) ORDER BY i.id"
 )
 _REFERRERS_OF = (
-    select(_IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.subject_digest)
-    .where(
-        _IMAGES.c.repository_id == bindparam("repository_id"),
-        _IMAGES.c.subject_digest.in_(bindparam("digests", expanding=True)),
-    )
-    .order_by(_IMAGES.c.id)
+    "SELECT id, digest, subject_digest FROM images"
+    " WHERE repository_id = :repository_id AND subject_digest IN ({digests}) ORDER BY id"
 )
-_DELETE_TAGS = delete(_TAGS).where(
-    _TAGS.c.repository_id == bindparam("repository_id"),
-    _TAGS.c.name.in_(bindparam("names", expanding=True)),
-)
+_DELETE_TAGS = "DELETE FROM tags WHERE repository_id = :repository_id AND name IN ({names})"
 # An image's tags and references would go with it (ON DELETE CASCADE); deleting them first,
 # set-wise, is cheaper on SQLite than its row-by-row cascade.
-_DELETE_TAGS_OF_IMAGES = delete(_TAGS).where(
-    _TAGS.c.image_id.in_(bindparam("image_ids", expanding=True)))
-_DELETE_REFERENCES_OF_IMAGES = delete(_REFERENCES).where(
-    _REFERENCES.c.image_id.in_(bindparam("image_ids", expanding=True)))
-_DELETE_IMAGES = delete(_IMAGES).where(_IMAGES.c.id.in_(bindparam("image_ids", expanding=True)))
+_DELETE_TAGS_OF_IMAGES = "DELETE FROM tags WHERE image_id IN ({image_ids})"
+_DELETE_REFERENCES_OF_IMAGES = "DELETE FROM image_references WHERE image_id IN ({image_ids})"
+_DELETE_IMAGES = "DELETE FROM images WHERE id IN ({image_ids})"
 
 
-def tags_of_images(connection: Connection, image_ids: Sequence[int]) -> Iterator[tuple[int, str]]:
+def _bound_chunks(template: str, key: str, values: Sequence[Any],
+                  parameters: dict[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(statement, parameters) pairs running ``template`` over ``values`` in chunks: its
+    ``{key}`` becomes a list of bound parameters, ``parameters`` are bound too."""
+    for chunk in _chunks(values):
+        placeholders, bound = statements.bound_list(key, chunk)
+        yield template.format(**{key: placeholders}), {**(parameters or {}), **bound}
+
+
+def tags_of_images(connection: statements.Executor,
+                   image_ids: Sequence[int]) -> Iterator[tuple[int, str]]:
     """``(image id, tag name)`` of every tag of the images ``image_ids`` (bound in chunks)."""
-    for chunk in _chunks(image_ids):
-        yield from connection.execute(_TAGS_OF_IMAGES, {"image_ids": chunk})
+    for statement, parameters in _bound_chunks(_TAGS_OF_IMAGES, "image_ids", image_ids):
+        yield from statements.all(connection, statement, parameters)
 
 
 def lookup_statement(*columns: Any) -> Any:
@@ -193,17 +204,6 @@ def lookup_statement(*columns: Any) -> Any:
 _MANIFESTS_OF_IDS = lookup_statement(
     _IMAGES.c.id, _IMAGES.c.digest, _IMAGES.c.media_type, _IMAGES.c.content,
     _IMAGES.c.last_pulled_at)
-_REFERRER = _IMAGES.alias("referrer")
-# BatchDeleteImage's first read: the named images, and whether an index (of any repository)
-# lists each and whether it has referrers, so the queries for those run only when needed.
-_IMAGES_OF_IDS = lookup_statement(
-    _IMAGES.c.id, _IMAGES.c.digest,
-    exists().where(_REFERENCES.c.kind == "manifest",
-                   _REFERENCES.c.digest == _IMAGES.c.digest).label("listed"),
-    exists().where(_REFERRER.c.repository_id == _IMAGES.c.repository_id,
-                   _REFERRER.c.subject_digest == _IMAGES.c.digest).label("referred"),
-)
-
 
 @dataclass(frozen=True)
 class StoredManifest:
@@ -498,7 +498,7 @@ class ImageService:
         return removed
 
     def delete_many(
-        self, repository_name: str, image_ids: list[ImageId]
+        self, repository_name: str, image_ids: list[ImageId], *, wait_for_writer: bool = True
     ) -> tuple[list[tuple[str, str | None]], list[tuple[int, errors.MoorageError]]]:
         """Delete each of ``image_ids`` independently, in order (BatchDeleteImage).
 
@@ -514,12 +514,18 @@ class ImageService:
             domain error: MissingDigestAndTag, InvalidDigest, InvalidTag, ImageNotFound,
             TagDigestMismatch, ImageReferencedByIndex)).
 
+        Args:
+            wait_for_writer: False to delete only if the SQLite writers' turn is free now (a
+                caller on the event loop); nothing is deleted otherwise.
+
         Raises:
             RepositoryNotFound: the whole call fails only for a missing repository.
+            WriterBusy: with ``wait_for_writer=False``, the writers' turn is held elsewhere.
         """
         removed: list[tuple[str, str | None]] = []
         failures: list[tuple[int, errors.MoorageError]] = []
-        with self.context.database.write_connection() as connection:
+        with statement_writer(self.context.database).transaction(
+                wait=wait_for_writer) as connection:
             repository_id = self.context.repository_id(connection, repository_name, for_update=True)
             plan = _DeletionPlan(connection, repository_id, repository_name,
                                  self.context.registry_id)
@@ -542,8 +548,8 @@ class _DeletionPlan:
     leaves no trace). ``apply`` deletes what the successful items removed.
     """
 
-    def __init__(self, connection: Connection, repository_id: int, repository_name: str,
-                 registry_id: str) -> None:
+    def __init__(self, connection: statements.Executor, repository_id: int,
+                 repository_name: str, registry_id: str) -> None:
         self.connection = connection
         self.repository_id = repository_id
         self.repository_name = repository_name
@@ -566,13 +572,17 @@ class _DeletionPlan:
         tags = {i.tag for i in image_ids if i.tag is not None and _valid(i)}
         if not digests and not tags:
             return
+        scope = {"repository_id": self.repository_id}
         pending: list[int] = []
         # Digests whose listing indexes / referrers must be read (all of them for referrers
         # found on the way, whose flags were not read).
         listed: list[str] = []
         referred: list[str] = []
-        for statement in _lookups(_IMAGES_OF_IDS, digests, tags, self.repository_id):
-            for image_id, digest, is_listed, is_referred, tag in self.connection.execute(*statement):
+        lookups = [*_bound_chunks(_IMAGES_WITH_DIGESTS, "digests", sorted(digests), scope),
+                   *_bound_chunks(_IMAGES_WITH_TAGS, "tags", sorted(tags), scope)]
+        for statement, parameters in lookups:
+            for image_id, digest, is_listed, is_referred, tag in statements.all(
+                    self.connection, statement, parameters):
                 if image_id not in self.digest_of:
                     self.digest_of[image_id] = digest
                     pending.append(image_id)
@@ -586,15 +596,15 @@ class _DeletionPlan:
             for image_id, name in tags_of_images(self.connection, pending):
                 self.tags_of.setdefault(image_id, []).append(name)
                 self.image_with_tag[name] = image_id
-            for chunk in _chunks(listed):
-                for child, parent_id, parent_digest, repository_id in self.connection.execute(
-                        _PARENTS_OF, {"digests": chunk}):
+            for statement, parameters in _bound_chunks(_PARENTS_OF, "digests", listed):
+                for child, parent_id, parent_digest, repository_id in statements.all(
+                        self.connection, statement, parameters):
                     if repository_id == self.repository_id:
                         self.parents_of.setdefault(child, []).append((parent_id, parent_digest))
             new: list[int] = []
-            for chunk in _chunks(referred):
-                for image_id, digest, subject in self.connection.execute(
-                        _REFERRERS_OF, {"repository_id": self.repository_id, "digests": chunk}):
+            for statement, parameters in _bound_chunks(_REFERRERS_OF, "digests", referred, scope):
+                for image_id, digest, subject in statements.all(
+                        self.connection, statement, parameters):
                     self.referrers_of.setdefault(subject, []).append(image_id)
                     if image_id not in self.digest_of:
                         self.digest_of[image_id] = digest
@@ -629,14 +639,16 @@ class _DeletionPlan:
     def apply(self) -> None:
         """Delete what the successful items removed: tags whose image stays, then images."""
         tags = [t for t in self.deleted_tags if self.image_with_tag[t] not in self.deleted_images]
-        for chunk in _chunks(sorted(tags)):
-            self.connection.execute(_DELETE_TAGS, {"repository_id": self.repository_id,
-                                                   "names": chunk})
+        scope = {"repository_id": self.repository_id}
+        for statement, parameters in _bound_chunks(_DELETE_TAGS, "names", sorted(tags), scope):
+            statements.execute(self.connection, statement, parameters)
         deleted = 0
-        for chunk in _chunks(sorted(self.deleted_images)):
-            for statement in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES):
-                self.connection.execute(statement, {"image_ids": chunk})
-            deleted += self.connection.execute(_DELETE_IMAGES, {"image_ids": chunk}).rowcount
+        images = sorted(self.deleted_images)
+        for template in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES, _DELETE_IMAGES):
+            for statement, parameters in _bound_chunks(template, "image_ids", images):
+                changed = statements.execute(self.connection, statement, parameters)
+                if template is _DELETE_IMAGES:
+                    deleted += changed
         if deleted:
             statements.execute(self.connection, _COUNT_IMAGES, {
                 "added": -deleted, "repository_id": self.repository_id})

@@ -59,8 +59,9 @@ READ_ONLY_OPERATIONS = frozenset({
 # Operations whose only side effect is one write transaction, taken without waiting when
 # ``context.on_event_loop``: on a SQLite file the endpoint runs them on the event loop while the
 # writers' turn is free (a hand-off to a worker thread cost about a tenth of a PutImage), and
-# again in a worker thread when it is not (WriterBusy: nothing was written).
-INLINE_WRITE_OPERATIONS = frozenset({"PutImage"})
+# again in a worker thread when it is not (WriterBusy: nothing was written). Each is bounded:
+# one manifest (≤ 4 MiB), or at most 100 image ids.
+INLINE_WRITE_OPERATIONS = frozenset({"PutImage", "BatchDeleteImage"})
 
 
 def check_dispatch_table() -> None:

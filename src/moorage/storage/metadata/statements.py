@@ -23,7 +23,7 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -57,6 +57,23 @@ def locking(statement: str, connection: Executor, strength: str = "UPDATE") -> s
     if isinstance(connection, sqlite3.Connection) or _is_sqlite(_connection(connection)):
         return statement
     return f"{statement} FOR {strength}"
+
+
+def bound_list(key: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """An ``IN`` list of bound parameters: (``":key0, :key1, …"``, ``{"key0": …}``).
+
+    ``values`` must not be empty (``IN ()`` is not SQL PostgreSQL accepts); callers bind long
+    lists in chunks.
+    """
+    assert values, "an empty IN list"
+    placeholders, names = _bound_names(key, len(values))
+    return placeholders, dict(zip(names, values))
+
+
+@functools.lru_cache(maxsize=256)
+def _bound_names(key: str, count: int) -> tuple[str, tuple[str, ...]]:
+    names = tuple(f"{key}{index}" for index in range(count))
+    return ", ".join(f":{name}" for name in names), names
 
 
 def one(connection: Executor, statement: str, parameters: dict[str, Any]) -> tuple | None:
