@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from moorage.storage.blobs import paths
 from tests.conftest import ACCOUNT_ID
 from tests.images import OCI_INDEX, OCI_MANIFEST, digest_of, make_image, make_index, read_layout_top, write_layout
 
@@ -306,7 +307,7 @@ def test_layer_upload_errors(ecr, repository):
         ecr.complete_layer_upload(repositoryName=repository, uploadId=upload, layerDigests=["sha256:abcd"])
 
 
-def test_layer_availability_and_download_urls(ecr, repository, http):
+def test_layer_availability_and_download_urls(server, ecr, repository, http):
     image = make_image_pushed(ecr, repository)
     layer_digest = digest_of(image.layers[0])
     unreferenced = b"not in any manifest"
@@ -329,6 +330,11 @@ def test_layer_availability_and_download_urls(ecr, repository, http):
         ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest_of(b"absent"))
     with pytest.raises(ecr.exceptions.LayerInaccessibleException):
         ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest_of(unreferenced))
+    # The file gone while the database still lists the blob (a collector between the look-up
+    # and the open): both downloads answer BLOB_UNKNOWN, not an error or a cut-off body.
+    paths.blob_path(server.data_dir, layer_digest).unlink()
+    for response in (httpx.get(url), http.get(f"/v2/{repository}/blobs/{layer_digest}")):
+        assert response.status_code == 404 and response.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
 
 
 def test_cli_image_commands(server, ecr, repository):

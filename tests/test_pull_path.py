@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import os
 import random
+import socket
 import time
 
 import boto3
@@ -16,7 +19,7 @@ import pytest
 from moorage.config import Settings
 from moorage.distribution.auth import VERIFIED_CREDENTIALS_LIMIT, Authenticator
 from moorage.distribution.errors import OciError
-from moorage.distribution.responses import Reply
+from moorage.distribution.responses import PIECE_BYTES, SMALL_PIECE_BYTES, BlobDownload, Reply
 from moorage.storage.metadata.statements import for_postgresql
 from moorage.services import build_services
 from tests.conftest import REGION
@@ -234,6 +237,117 @@ def test_reply_headers_and_head():
     assert sent(Reply(200, [], b"abc"), "HEAD")[1]["body"] == b""
     no_content = sent(Reply(204))[0]["headers"]
     assert [name for name, _ in no_content] == [b"docker-distribution-api-version"]
+
+
+def download(tmp_path, content: bytes, *, size: int | None = None, pathsend: bool = True,
+             other_in_flight: bool = False, disconnect: bool = False) -> tuple[list[dict], int]:
+    """Run a BlobDownload of a file holding ``content`` with a recording ``send``; the messages
+    sent and the descriptor it was given (closed afterwards)."""
+    path = tmp_path / "blob"
+    path.write_bytes(content)
+    descriptor = os.open(path, os.O_RDONLY)
+    messages: list[dict] = []
+    received = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+    async def receive() -> dict:
+        message = next(received, None)
+        if message is not None:
+            return message
+        if not disconnect:
+            await asyncio.Event().wait()  # the client stays
+        await asyncio.sleep(0.05)  # the client reads a few pieces, then goes
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+        await asyncio.sleep(0.01 if disconnect else 0)
+
+    scope = {"type": "http", "method": "GET",
+             "extensions": {"http.response.pathsend": {}} if pathsend else {}}
+    reply = BlobDownload(str(path), descriptor, len(content) if size is None else size,
+                         [("docker-content-digest", "sha256:x")])
+    BlobDownload.sending_pieces = other_in_flight
+    try:
+        asyncio.run(reply(scope, receive, send))
+    finally:
+        sending, BlobDownload.sending_pieces = BlobDownload.sending_pieces, False
+    assert sending == other_in_flight  # a download hands its turn back
+    return messages, descriptor
+
+
+def closed(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return True
+    return False
+
+
+def test_blob_download_sends_pieces_one_download_at_a_time(tmp_path):
+    """One download per process sends the file in pieces; one starting while it runs leaves
+    the file to the server (pathsend) or, without pathsend, goes in small pieces."""
+    content = os.urandom(2 * PIECE_BYTES + 12345)
+    messages, descriptor = download(tmp_path, content)
+    start, *bodies = messages
+    assert start["status"] == 200 and (b"content-length", str(len(content)).encode()) in start["headers"]
+    assert [len(m["body"]) for m in bodies] == [PIECE_BYTES, PIECE_BYTES, 12345]
+    assert [m["more_body"] for m in bodies] == [True, True, False]
+    assert b"".join(m["body"] for m in bodies) == content and closed(descriptor)
+
+    messages, descriptor = download(tmp_path, content, other_in_flight=True)
+    assert messages[1] == {"type": "http.response.pathsend", "path": str(tmp_path / "blob")}
+    assert closed(descriptor)
+
+    messages, descriptor = download(tmp_path, content, other_in_flight=True, pathsend=False)
+    bodies = messages[1:]
+    assert {len(m["body"]) for m in bodies[:-1]} == {SMALL_PIECE_BYTES}
+    assert b"".join(m["body"] for m in bodies) == content and closed(descriptor)
+
+    messages, descriptor = download(tmp_path, b"")
+    assert messages[1] == {"type": "http.response.body", "body": b""} and closed(descriptor)
+
+
+def test_blob_download_stops_when_the_client_goes(tmp_path):
+    """A client that goes away ends the download at the next piece: the rest of the file is
+    not read, and the file is closed."""
+    content = os.urandom(40 * PIECE_BYTES)
+    messages, descriptor = download(tmp_path, content, disconnect=True)
+    assert 1 <= len(messages) - 1 < 40
+    deadline = time.monotonic() + 5
+    while not closed(descriptor) and time.monotonic() < deadline:
+        time.sleep(0.01)  # a read under way closes the file when it ends
+    assert closed(descriptor)
+
+
+def test_blob_download_of_a_short_file_fails(tmp_path):
+    """A file shorter than the blob's recorded size aborts the response (the server drops the
+    connection): a client never receives a short body as if it were whole."""
+    with pytest.raises(OSError, match="ended at"):
+        download(tmp_path, b"x" * 1000, size=5000)
+
+
+def test_concurrent_downloads_and_a_client_that_goes(server, http, repository):
+    """Downloads running at once (pieces and the server's own file sending) all deliver the
+    blob; a client dropping its download leaves the server serving and its log clean."""
+    content = os.urandom(5 * PIECE_BYTES + 777)
+    digest = push_blob(http, repository, content)
+    url = f"/v2/{repository}/blobs/{digest}"
+    token = server.token()
+
+    def fetch(_: int) -> bytes:
+        with httpx.Client(base_url=server.url, auth=("AWS", token), timeout=60) as client:
+            return client.get(url).content
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert all(body == content for body in pool.map(fetch, range(12)))
+    host, port = server.url.removeprefix("http://").split(":")
+    credentials = base64.b64encode(f"AWS:{token}".encode()).decode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\n"
+                     f"Authorization: Basic {credentials}\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    assert http.get(url).content == content
+    assert "Traceback" not in server.log() and "unexpected_error" not in server.log()
 
 
 def test_statements_for_postgresql():

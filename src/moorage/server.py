@@ -1,9 +1,9 @@
 """Run the ASGI app: granian (default) or uvicorn, with graceful shutdown on SIGTERM/SIGINT.
 
-granian was chosen by measurement (docs/performance.md): it serves blobs with the
-``http.response.pathsend`` extension (the file goes from disk to socket without passing through
-Python) and parses HTTP in Rust. Both servers stop accepting connections on SIGTERM and let
-in-flight requests finish before exiting.
+granian was chosen by measurement (docs/performance.md): it parses HTTP in Rust and can send a
+file itself (the ``http.response.pathsend`` extension, which blob downloads use when several run
+at once: see :class:`moorage.distribution.responses.BlobDownload`). Both servers stop accepting
+connections on SIGTERM and let in-flight requests finish before exiting.
 
 Settings reach granian's worker processes through the environment (``MOORAGE_*``): the parent
 process validates them, migrates the database and creates the administrator key once, then

@@ -3,15 +3,17 @@ GetDownloadUrlForLayer, served without Basic auth (the signature is the credenti
 
 from __future__ import annotations
 
+import os
 import re
 
 from moorage.threads import run_in_thread
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from moorage import errors
 from moorage.auth.download_urls import PATH_PREFIX
 from moorage.distribution.errors import OciError, error_response, from_domain
+from moorage.distribution.responses import BlobDownload
 from moorage.services import Services
 
 _PATH = re.compile(r"(?P<name>.+)/(?P<digest>sha256:[a-f0-9]{64})")
@@ -23,7 +25,7 @@ class SignedLayerDownload:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: Request) -> Response | BlobDownload:
         head = request.method == "HEAD"
         match = _PATH.fullmatch(request.url.path[len(PATH_PREFIX):])
         params = request.query_params
@@ -41,6 +43,9 @@ class SignedLayerDownload:
         headers = {"Docker-Content-Digest": match["digest"], "Content-Length": str(size)}
         if head:
             return Response(b"", 200, headers=headers, media_type="application/octet-stream")
-        return FileResponse(self.services.blobs.path(match["digest"]),
-                            headers={"Docker-Content-Digest": match["digest"]},
-                            media_type="application/octet-stream")
+        path = self.services.blobs.path(match["digest"])
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # collected between the look-up and now
+            return error_response(OciError("BLOB_UNKNOWN", f"blob {match['digest']} is unknown", 404))
+        return BlobDownload(str(path), descriptor, size, [("docker-content-digest", match["digest"])])

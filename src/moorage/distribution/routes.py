@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 from concurrent.futures import Future
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,7 +34,7 @@ from moorage import errors, metrics
 from moorage.asgi import header
 from moorage.distribution.auth import Authenticator
 from moorage.distribution.errors import OciError, error_response, from_domain
-from moorage.distribution.responses import API_VERSION, Reply
+from moorage.distribution.responses import API_VERSION, BlobDownload, Reply
 from moorage.images.digests import is_digest, parse_digest
 from moorage.images.manifests import MAX_MANIFEST_BYTES
 from moorage.images.media_types import OCI_INDEX
@@ -229,12 +230,19 @@ async def get_blob(call: Call) -> Reply | Response:
         return Reply(200, [("docker-content-digest", digest), ("etag", f'"{digest}"'),
                            ("accept-ranges", "bytes")],
                      media_type="application/octet-stream", content_length=size)
-    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
     _ignore_invalid_range(call.request)
     path = call.services.blobs.path(digest)
-    if not path.is_file():  # collected between the look-up and now
-        raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404)
-    return FileResponse(path, headers=headers, media_type="application/octet-stream")
+    if "range" in call.request.headers:  # a resumed download: Starlette's ranges (206, 416)
+        if not path.is_file():  # collected between the look-up and now
+            raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404)
+        return FileResponse(path, media_type="application/octet-stream", headers={
+            "Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"})
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:  # collected between the look-up and now
+        raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404) from None
+    return BlobDownload(str(path), descriptor, size, [
+        ("docker-content-digest", digest), ("etag", f'"{digest}"'), ("accept-ranges", "bytes")])
 
 
 def _ignore_invalid_range(request: Request) -> None:
