@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import sys
+import threading
 import time
 
 import botocore.model
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from moorage.ecr import validation
 from moorage.ecr.exceptions import EcrError
 from moorage.ecr.validation import _compile, constraint_error_code, validate_input
 
@@ -551,3 +554,43 @@ def test_model_shaped_json_never_raises_anything_else(case):
     except ValueError:
         return
     _check_outcome(name, json.loads(text))
+
+
+# ------------------------------------------------------------------ compiled once, thread-safe
+
+
+def test_compilation_is_safe_across_threads():
+    """Shapes are compiled on first use; threads validating at once while an operation is being
+    compiled all get the full answer (a node is never seen half built)."""
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave within a compilation
+    try:
+        _validate_in_threads_while_compiling()
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+def _validate_in_threads_while_compiling() -> None:
+    operation = op("BatchDeleteImage")
+    valid = {"repositoryName": "team/app", "imageIds": [{"imageTag": "v1"}, {"imageDigest": "sha256:" + "a" * 64}]}
+    missing = {"imageIds": [{"imageTag": "v1"}]}
+    for _ in range(100):
+        validation._NODES.clear()
+        barrier = threading.Barrier(8)
+        outcomes: list[object] = []
+
+        def work(params: dict) -> None:
+            barrier.wait()
+            try:
+                outcomes.append(validate_input(operation, params))
+            except EcrError as error:
+                outcomes.append(error.message)
+
+        threads = [threading.Thread(target=work, args=(valid if i % 2 else missing,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes.count(valid) == 4
+        assert outcomes.count(
+            invalid_parameter("repositoryName", "Member must not be null")) == 4, outcomes

@@ -326,6 +326,55 @@ def test_blob_download_of_a_short_file_fails(tmp_path):
         download(tmp_path, b"x" * 1000, size=5000)
 
 
+def test_blob_download_failures_close_the_file_and_free_the_turn(tmp_path):
+    """Sending failing, receiving failing and the request task cancelled mid-download: the
+    error is raised, the file is closed and the next download sends pieces again."""
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(6 * PIECE_BYTES))
+    scope = {"type": "http", "method": "GET", "extensions": {"http.response.pathsend": {}}}
+
+    async def run(receive_error: bool = False, send_error: bool = False,
+                  cancel: bool = False) -> tuple[BaseException, int]:
+        descriptor = os.open(path, os.O_RDONLY)
+        reply = BlobDownload(str(path), descriptor, 6 * PIECE_BYTES, [])
+        bodies = 0
+
+        async def receive() -> dict:
+            await asyncio.sleep(0.02)
+            if receive_error:
+                raise RuntimeError("receive failed")
+            await asyncio.Event().wait()
+            return {}
+
+        async def send(message: dict) -> None:
+            nonlocal bodies
+            if message["type"] == "http.response.body":
+                bodies += 1
+                if send_error and bodies == 2:
+                    raise OSError("send failed")
+            await asyncio.sleep(0.01)
+
+        task = asyncio.ensure_future(reply(scope, receive, send))
+        if cancel:
+            await asyncio.sleep(0.025)
+            task.cancel()
+        try:
+            await task
+        except BaseException as error:  # noqa: BLE001 - the error is the result
+            return error, descriptor
+        raise AssertionError("the download did not fail")
+
+    for case in ({"receive_error": True}, {"send_error": True}, {"cancel": True}):
+        error, descriptor = asyncio.run(run(**case))
+        expected = {"receive_error": RuntimeError, "send_error": OSError,
+                    "cancel": asyncio.CancelledError}[next(iter(case))]
+        assert isinstance(error, expected), (case, error)
+        deadline = time.monotonic() + 5
+        while not closed(descriptor) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert closed(descriptor) and BlobDownload.sending_pieces is False, case
+
+
 def test_concurrent_downloads_and_a_client_that_goes(server, http, repository):
     """Downloads running at once (pieces and the server's own file sending) all deliver the
     blob; a client dropping its download leaves the server serving and its log clean."""

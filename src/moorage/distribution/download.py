@@ -3,7 +3,6 @@ GetDownloadUrlForLayer, served without Basic auth (the signature is the credenti
 
 from __future__ import annotations
 
-import os
 import re
 
 from moorage.threads import run_in_thread
@@ -43,9 +42,8 @@ class SignedLayerDownload:
         headers = {"Docker-Content-Digest": match["digest"], "Content-Length": str(size)}
         if head:
             return Response(b"", 200, headers=headers, media_type="application/octet-stream")
-        path = self.services.blobs.path(match["digest"])
-        try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:  # collected between the look-up and now
+        download = BlobDownload.open(str(self.services.blobs.path(match["digest"])), size,
+                                     match["digest"])
+        if download is None:  # collected between the look-up and now
             return error_response(OciError("BLOB_UNKNOWN", f"blob {match['digest']} is unknown", 404))
-        return BlobDownload(str(path), descriptor, size, [("docker-content-digest", match["digest"])])
+        return download

@@ -23,6 +23,11 @@ SMALL_PIECE_BYTES = 64 * 1024
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 
 
+def blob_headers(digest: str) -> list[tuple[str, str]]:
+    """The headers of every answer carrying blob ``digest`` (``GET``, ``HEAD``, ranges)."""
+    return [("docker-content-digest", digest), ("etag", f'"{digest}"'), ("accept-ranges", "bytes")]
+
+
 class Reply:
     """A complete ``/v2/`` response: ``Content-Length`` and the API version header included.
 
@@ -61,17 +66,20 @@ class Reply:
 
 
 class BlobDownload(Reply):
-    """A whole blob: the reply's headers, then the blob's file.
+    """A whole blob (``GET``; a ``HEAD`` is answered by a plain :class:`Reply`): the reply's
+    headers, then the blob's file.
 
     One download at a time per process sends the file in pieces of :data:`PIECE_BYTES`, each
     read by a worker thread while the previous one is sent: on the benchmark machine 2.4–2.6
     GB/s and 0.4 CPU-s/GB for one reader, against 1.4–1.5 GB/s and 0.6 CPU-s/GB when granian
     sends the file itself (it moves a file in small pieces with a thread hand-off each).
-    Downloads starting meanwhile leave the file to the server (``http.response.pathsend``), which
-    spreads them over its own threads and holds no pieces in Python: with eight readers that
-    is faster than pieces, whose buffers and hand-offs then compete for the event loop and the
-    allocator (docs/performance.md, "Pull"). Under a server without ``pathsend`` they go in
-    pieces of :data:`SMALL_PIECE_BYTES`. A download holds at most two pieces.
+    Downloads starting meanwhile leave the file to the server (``http.response.pathsend``),
+    which spreads them over its own threads and holds no pieces in Python: with eight readers
+    that is faster than pieces, whose buffers and hand-offs then compete for the event loop and
+    the allocator (docs/performance.md, "Pull"). The server opens the file again by its path,
+    so a blob collected in the instant between :meth:`open` and then fails its body instead of
+    answering 404. Under a server without ``pathsend`` they go in pieces of
+    :data:`SMALL_PIECE_BYTES`. A download holds at most two pieces.
 
     Args:
         path: the blob's file (for ``pathsend``).
@@ -90,13 +98,28 @@ class BlobDownload(Reply):
         self.descriptor = descriptor
         self.size = size
 
+    @classmethod
+    def open(cls, path: str, size: int, digest: str) -> BlobDownload | None:
+        """The download of blob ``digest`` stored at ``path`` (``Docker-Content-Digest`` and
+        ``ETag`` headers), or None when its file is gone (collected since it was looked up)."""
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        return cls(path, descriptor, size, blob_headers(digest))
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Send the blob (ASGI). A client that goes away ends the download at the next piece."""
+        """Send the blob (ASGI). A client that goes away ends the download at the next piece.
+
+        Raises:
+            OSError: the file is shorter than ``size`` (the server drops the connection).
+        """
         pieces = not BlobDownload.sending_pieces
         BlobDownload.sending_pieces = True
-        gone = asyncio.ensure_future(_disconnected(receive))
+        gone: asyncio.Future[None] | None = None
         reading: Future[bytes] | None = None
         try:
+            gone = asyncio.ensure_future(_disconnected(receive))
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
             if self.size == 0:
@@ -118,10 +141,12 @@ class BlobDownload(Reply):
                             "more_body": sent < self.size})
                 if reading is None:
                     return
+            gone.result()  # the client went away; an error receiving is raised
         finally:
             if pieces:
                 BlobDownload.sending_pieces = False
-            gone.cancel()
+            if gone is not None:
+                gone.cancel()
             descriptor = self.descriptor
             if reading is not None and not reading.cancel():
                 # A read is under way (the client went away, or sending failed): the file is

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 from concurrent.futures import Future
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,7 +33,7 @@ from moorage import errors, metrics
 from moorage.asgi import header
 from moorage.distribution.auth import Authenticator
 from moorage.distribution.errors import OciError, error_response, from_domain
-from moorage.distribution.responses import API_VERSION, BlobDownload, Reply
+from moorage.distribution.responses import API_VERSION, BlobDownload, Reply, blob_headers
 from moorage.images.digests import is_digest, parse_digest
 from moorage.images.manifests import MAX_MANIFEST_BYTES
 from moorage.images.media_types import OCI_INDEX
@@ -227,30 +226,32 @@ async def get_blob(call: Call) -> Reply | Response:
     digest = parse_digest(call.values["digest"])
     size = await read(call, call.pulls.blob_size, call.name, digest)
     if call.method == "HEAD":
-        return Reply(200, [("docker-content-digest", digest), ("etag", f'"{digest}"'),
-                           ("accept-ranges", "bytes")],
-                     media_type="application/octet-stream", content_length=size)
-    _ignore_invalid_range(call.request)
+        return Reply(200, blob_headers(digest), media_type="application/octet-stream",
+                     content_length=size)
     path = call.services.blobs.path(digest)
-    if "range" in call.request.headers:  # a resumed download: Starlette's ranges (206, 416)
-        if not path.is_file():  # collected between the look-up and now
-            raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404)
-        return FileResponse(path, media_type="application/octet-stream", headers={
-            "Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes"})
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # collected between the look-up and now
-        raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404) from None
-    return BlobDownload(str(path), descriptor, size, [
-        ("docker-content-digest", digest), ("etag", f'"{digest}"'), ("accept-ranges", "bytes")])
+    if _byte_ranges(call.request):  # a resumed download: Starlette's ranges (206, 416)
+        if path.is_file():
+            return FileResponse(path, media_type="application/octet-stream",
+                                headers=dict(blob_headers(digest)))
+    else:
+        download = BlobDownload.open(str(path), size, digest)
+        if download is not None:
+            return download
+    # The file was collected between the look-up and now.
+    raise OciError("BLOB_UNKNOWN", f"blob {digest} is unknown to repository '{call.name}'", 404)
 
 
-def _ignore_invalid_range(request: Request) -> None:
-    """Drop a ``Range`` header that is not a valid ``bytes=`` range set, so the whole blob is
-    served (RFC 9110 §14.2: a server MAY ignore Range; an invalid one MUST be ignored)."""
+def _byte_ranges(request: Request) -> bool:
+    """True when the request asks for byte ranges with a valid ``Range`` header. An invalid one
+    is dropped, so the whole blob is served (RFC 9110 §14.2: a server MAY ignore Range; an
+    invalid one MUST be ignored)."""
     value = request.headers.get("range")
-    if value is not None and (not _BYTE_RANGES.fullmatch(value) or not _ranges_ascend(value)):
+    if value is None:
+        return False
+    if not _BYTE_RANGES.fullmatch(value) or not _ranges_ascend(value):
         request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
+        return False
+    return True
 
 
 def _ranges_ascend(value: str) -> bool:

@@ -67,7 +67,7 @@ class EcrEndpoint:
             elif self.inline_writes and operation_name in INLINE_WRITE_OPERATIONS:
                 try:
                     result = self._handle(scope, operation_name, body, on_event_loop=True)
-                except WriterBusy:  # nothing written: wait for the turn in a worker thread
+                except WriterBusy:  # nothing written (turn taken, or too large): in a worker thread
                     result = await run_in_thread(self._handle, scope, operation_name, body)
             else:
                 result = await run_in_thread(self._handle, scope, operation_name, body)

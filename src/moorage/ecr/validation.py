@@ -36,6 +36,8 @@ import functools
 import json
 import math
 import re
+import threading
+import weakref
 from typing import Any
 
 import botocore.model
@@ -129,15 +131,15 @@ class _Node:
     ``convert(value, path)`` is pass 1, ``check(value, path, code)`` pass 2."""
 
     def __init__(self, shape: botocore.model.Shape) -> None:
-        self.shape = shape
         self.kind = shape.type_name
         meta = shape.metadata
+        self.sensitive = bool(meta.get("sensitive"))
         self.low, self.high = meta.get("min"), meta.get("max")
         self.pattern = meta.get("pattern")
         self.regex = _compile(self.pattern) if self.pattern is not None else None
         self.enum = meta.get("enum") or None
         self.required = frozenset(meta.get("required", ()))
-        # Filled in by _node_of once this node is cached (shapes may refer to themselves).
+        # Filled in by _build (shapes may refer to themselves).
         self.members: tuple[tuple[str, _Node], ...] = ()
         self.member: _Node | None = None
         self.key: _Node | None = None
@@ -269,7 +271,7 @@ class _Node:
         if code == "ValidationException":
             if value is None:
                 shown = "Value null"
-            elif self.shape.metadata.get("sensitive"):
+            elif self.sensitive:
                 shown = "Value"
             else:
                 shown = f"Value '{_echo(value)}'"
@@ -282,22 +284,41 @@ class _Node:
         raise EcrError(code, message)
 
 
-# Compiled nodes by shape identity; each entry keeps its shape alive, so an id is never reused.
-_NODES: dict[int, _Node] = {}
+# Compiled nodes by shape (weakly: a shape no longer used takes its node with it). A node tree is
+# published only once complete, under the lock, so no thread sees a node still being built.
+_NODES: weakref.WeakKeyDictionary[botocore.model.Shape, _Node] = weakref.WeakKeyDictionary()
+_COMPILING = threading.Lock()
 
 
 def _node_of(shape: botocore.model.Shape) -> _Node:
-    """The compiled node of ``shape`` (compiled on first use)."""
-    node = _NODES.get(id(shape))
-    if node is not None:
-        return node
-    node = _NODES[id(shape)] = _Node(shape)
+    """The compiled node of ``shape`` (compiled on first use, thread-safe)."""
+    node = _NODES.get(shape)
+    if node is None:
+        with _COMPILING:
+            node = _NODES.get(shape)
+            if node is None:
+                built: dict[int, tuple[botocore.model.Shape, _Node]] = {}
+                node = _build(shape, built)
+                _NODES.update(dict(built.values()))
+    return node
+
+
+def _build(shape: botocore.model.Shape,
+           built: dict[int, tuple[botocore.model.Shape, _Node]]) -> _Node:
+    """``shape``'s node and those of the shapes it holds (``built``: nodes of this compilation,
+    by shape identity, so a shape met twice, or holding itself, is built once)."""
+    known = _NODES.get(shape) or (built[id(shape)][1] if id(shape) in built else None)
+    if known is not None:
+        return known
+    node = _Node(shape)
+    built[id(shape)] = (shape, node)
     if node.kind == "structure":
-        node.members = tuple((name, _node_of(member)) for name, member in shape.members.items())
+        node.members = tuple((name, _build(member, built))
+                             for name, member in shape.members.items())
     elif node.kind == "list":
-        node.member = _node_of(shape.member)
+        node.member = _build(shape.member, built)
     elif node.kind == "map":
-        node.key, node.value = _node_of(shape.key), _node_of(shape.value)
+        node.key, node.value = _build(shape.key, built), _build(shape.value, built)
     return node
 
 

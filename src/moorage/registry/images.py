@@ -33,6 +33,7 @@ from moorage.images.manifests import Manifest, parse_manifest
 from moorage.images.references import parse_tag
 from moorage.registry.context import RegistryContext
 from moorage.storage.metadata import statements
+from moorage.storage.metadata.database import WriteTooLarge
 from moorage.storage.metadata.statements import statement_writer
 from moorage.storage.metadata.schema import (
     Blob,
@@ -44,6 +45,9 @@ from moorage.storage.metadata.schema import (
 )
 
 PULL_TIME_RESOLUTION_SECONDS = 1.0
+# Most images a BatchDeleteImage may look at on the event loop (its 100 ids and their referrers,
+# followed recursively, can be many more): beyond, it runs in a worker thread.
+INLINE_DELETE_IMAGES = 200
 
 # Longest list bound into one ``IN (...)``: far below SQLite's and PostgreSQL's limits.
 _IN_LIST_CHUNK = 500
@@ -515,12 +519,15 @@ class ImageService:
             TagDigestMismatch, ImageReferencedByIndex)).
 
         Args:
-            wait_for_writer: False to delete only if the SQLite writers' turn is free now (a
-                caller on the event loop); nothing is deleted otherwise.
+            wait_for_writer: False for a caller on the event loop: delete only if the SQLite
+                writers' turn is free now and the batch touches at most
+                :data:`INLINE_DELETE_IMAGES` images (referrers included); nothing is deleted
+                otherwise.
 
         Raises:
             RepositoryNotFound: the whole call fails only for a missing repository.
-            WriterBusy: with ``wait_for_writer=False``, the writers' turn is held elsewhere.
+            WriterBusy: with ``wait_for_writer=False``, the writers' turn is held elsewhere;
+                ``WriteTooLarge`` (a ``WriterBusy``), the batch touches more images than that.
         """
         removed: list[tuple[str, str | None]] = []
         failures: list[tuple[int, errors.MoorageError]] = []
@@ -530,6 +537,8 @@ class ImageService:
             plan = _DeletionPlan(connection, repository_id, repository_name,
                                  self.context.registry_id)
             plan.load(image_ids)
+            if not wait_for_writer and len(plan.digest_of) > INLINE_DELETE_IMAGES:
+                raise WriteTooLarge(f"{len(plan.digest_of)} images to look at, with referrers")
             for index, image_id in enumerate(image_ids):
                 try:
                     removed += plan.delete(image_id)

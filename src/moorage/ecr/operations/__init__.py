@@ -59,8 +59,9 @@ READ_ONLY_OPERATIONS = frozenset({
 # Operations whose only side effect is one write transaction, taken without waiting when
 # ``context.on_event_loop``: on a SQLite file the endpoint runs them on the event loop while the
 # writers' turn is free (a hand-off to a worker thread cost about a tenth of a PutImage), and
-# again in a worker thread when it is not (WriterBusy: nothing was written). Each is bounded:
-# one manifest (≤ 4 MiB), or at most 100 image ids.
+# again in a worker thread when it is not (WriterBusy: nothing was written). Each does bounded
+# work there: one manifest (≤ 4 MiB), or a batch delete touching at most INLINE_DELETE_IMAGES
+# images (a larger one is WriteTooLarge, a WriterBusy: it runs in a worker thread).
 INLINE_WRITE_OPERATIONS = frozenset({"PutImage", "BatchDeleteImage"})
 
 

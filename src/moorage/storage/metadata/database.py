@@ -107,6 +107,11 @@ class WriterBusy(Exception):
     """The writers' turn is held elsewhere and the caller asked not to wait for it."""
 
 
+class WriteTooLarge(WriterBusy):
+    """A write asked not to wait (it runs on the event loop) found more work than it may do
+    there; nothing was written, and it should run again where it may wait (a worker thread)."""
+
+
 class WriterQueue:
     """Lets SQLite writers take turns: one thread of a process, and one process of all that share
     the database file, holds the turn at a time.
