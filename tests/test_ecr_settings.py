@@ -101,3 +101,22 @@ def test_describe_registry(ecr):
     result = ecr.describe_registry()
     assert result["registryId"] == ACCOUNT_ID
     assert result["replicationConfiguration"] == {"rules": []}
+
+
+def test_lone_surrogates_are_invalid_parameters(server, ecr, repository):
+    """JSON's "\\ud800" escape decodes to a lone surrogate, which no UTF-8 store or answer can
+    carry: a 400 naming the member, never a server error (and no traceback in the log)."""
+    arn = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryArn"]
+    for call in (
+        lambda: ecr.tag_resource(resourceArn=arn, tags=[{"Key": "k", "Value": "v\ud800"}]),
+        lambda: ecr.untag_resource(resourceArn=arn, tagKeys=["\udfff"]),
+        lambda: ecr.put_image(repositoryName=repository, imageManifest="{\ud800}"),
+        lambda: ecr.put_lifecycle_policy(repositoryName=repository,
+                                         lifecyclePolicyText="{\ud800" + " " * 100 + "}"),
+    ):
+        with pytest.raises(ecr.exceptions.ClientError, match="unpaired surrogates") as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] in (
+            "InvalidParameterException", "ValidationException")  # by operation (ecr-api.md §1.4)
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "UnicodeEncodeError" not in server.log()

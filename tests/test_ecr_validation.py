@@ -594,3 +594,27 @@ def _validate_in_threads_while_compiling() -> None:
         assert outcomes.count(valid) == 4
         assert outcomes.count(
             invalid_parameter("repositoryName", "Member must not be null")) == 4, outcomes
+
+
+# ------------------------------------------------------------ text no database could store
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("bad\x00value", "Member must not contain NUL characters"),
+    ("bad\ud800value", "Member must not contain unpaired surrogates"),  # JSON "\ud800"
+])
+def test_nul_and_lone_surrogates_are_refused(value, reason):
+    """Strings that no database stores and no UTF-8 answer carries are constraint violations
+    (not a server error later): a lone surrogate is what JSON's "\\ud800" escape decodes to."""
+    error = rejects("TagResource", {"resourceArn": "arn:aws:ecr:us-east-1:123456789012:repository/a",
+                                    "tags": [{"Key": "k", "Value": value}]})
+    assert error.code == "InvalidParameterException"
+    assert error.message == invalid_parameter("tags.1.member.Value", reason)
+    error = rejects("CreatePullThroughCacheRule", {"ecrRepositoryPrefix": "abc",
+                                                   "upstreamRegistryUrl": value})
+    assert error.code == "ValidationException" and reason in error.message
+    # The value is echoed with the surrogate escaped: the message is valid UTF-8.
+    error.message.encode("utf-8")
+    assert json.loads(json.dumps(validate_input(op("TagResource"), {
+        "resourceArn": "arn:aws:ecr:us-east-1:123456789012:repository/a",
+        "tags": [{"Key": "k", "Value": "snow \u2603 \U0001f600"}]})))["tags"][0]["Value"] == "snow \u2603 \U0001f600"

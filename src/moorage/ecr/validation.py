@@ -226,6 +226,10 @@ class _Node:
             self.check_bounds(value, path, code, len(value), "length")
             if "\x00" in value:  # no ECR identifier or document may hold NUL; databases refuse it
                 self.fail(value, path, code, "Member must not contain NUL characters")
+            if not value.isascii() and not _encodable(value):
+                # JSON's \ud800 escapes decode to lone surrogates, which are no text: nothing
+                # could store or send them as UTF-8.
+                self.fail(value, path, code, "Member must not contain unpaired surrogates")
             if self.regex is not None and self.regex.fullmatch(value) is None:
                 self.fail(value, path, code,
                           f"Member must satisfy regular expression pattern: {self.pattern}")
@@ -377,6 +381,15 @@ def _compile(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
+def _encodable(text: str) -> bool:
+    """True when ``text`` is valid Unicode (no unpaired surrogate), so it has a UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _echo(value: Any) -> str:
     """A value as shown in ``ValidationException`` messages (strings raw, others as JSON)."""
     if isinstance(value, str):
@@ -392,4 +405,5 @@ def _echo(value: Any) -> str:
             text = "<value>"
     if len(text) > _MAX_ECHO:
         text = text[:_MAX_ECHO] + "..."
-    return text
+    # An unpaired surrogate is shown escaped (\ud800): the message is logged and sent as UTF-8.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
