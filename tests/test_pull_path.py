@@ -404,3 +404,25 @@ def test_statements_for_postgresql():
         "SELECT coalesce(x::text, '[]') FROM t WHERE a = %(a)s AND b > %(last_name)s")
     assert for_postgresql("SELECT '%' WHERE a = :a") == "SELECT '%%' WHERE a = %(a)s"
     assert for_postgresql("WHERE d IN (:b0, :b12)") == "WHERE d IN (%(b0)s, %(b12)s)"
+
+
+def test_downloads_under_uvicorn(own_server):
+    """Under uvicorn (no pathsend), a download beside the one sending large pieces goes in small
+    pieces: every concurrent download still delivers the whole blob, and ranges still work."""
+    server = own_server({"MOORAGE_ASGI_SERVER": "uvicorn"})
+    repository = "uvicorn/app"
+    server.ecr().create_repository(repositoryName=repository)
+    content = os.urandom(3 * PIECE_BYTES + 999)
+    with server.http() as http:
+        digest = push_blob(http, repository, content)
+        url = f"/v2/{repository}/blobs/{digest}"
+
+        def fetch(_: int) -> bytes:
+            with server.http() as client:
+                return client.get(url).content
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            assert all(body == content for body in pool.map(fetch, range(8)))
+        part = http.get(url, headers={"Range": "bytes=5-9"})
+        assert part.status_code == 206 and part.content == content[5:10]
+    assert "Traceback" not in server.log()
