@@ -325,6 +325,11 @@ def test_layer_availability_and_download_urls(server, ecr, repository, http):
     url = ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=layer_digest)["downloadUrl"]
     downloaded = httpx.get(url)
     assert downloaded.status_code == 200 and downloaded.content == image.layers[0]
+    head = httpx.head(url)  # the headers of /v2/'s answers for the blob, no body
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(image.layers[0]))
+    assert head.headers["docker-content-digest"] == layer_digest
+    assert head.headers["etag"] == downloaded.headers["etag"] == f'"{layer_digest}"'
     assert httpx.get(url.replace("signature=", "signature=0")).status_code == 403
     with pytest.raises(ecr.exceptions.LayersNotFoundException):
         ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest_of(b"absent"))

@@ -7,12 +7,11 @@ import re
 
 from moorage.threads import run_in_thread
 from starlette.requests import Request
-from starlette.responses import Response
 
 from moorage import errors
 from moorage.auth.download_urls import PATH_PREFIX
 from moorage.distribution.errors import OciError, error_response, from_domain
-from moorage.distribution.responses import BlobDownload
+from moorage.distribution.responses import BlobDownload, Reply, blob_headers
 from moorage.services import Services
 
 _PATH = re.compile(r"(?P<name>.+)/(?P<digest>sha256:[a-f0-9]{64})")
@@ -24,7 +23,7 @@ class SignedLayerDownload:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def __call__(self, request: Request) -> Response | BlobDownload:
+    async def __call__(self, request: Request) -> Reply:
         head = request.method == "HEAD"
         match = _PATH.fullmatch(request.url.path[len(PATH_PREFIX):])
         params = request.query_params
@@ -39,9 +38,9 @@ class SignedLayerDownload:
             return error_response(error)
         except errors.MoorageError as error:
             return error_response(from_domain(error))
-        headers = {"Docker-Content-Digest": match["digest"], "Content-Length": str(size)}
         if head:
-            return Response(b"", 200, headers=headers, media_type="application/octet-stream")
+            return Reply(200, blob_headers(match["digest"]), media_type="application/octet-stream",
+                         content_length=size)
         download = BlobDownload.open(str(self.services.blobs.path(match["digest"])), size,
                                      match["digest"])
         if download is None:  # collected between the look-up and now

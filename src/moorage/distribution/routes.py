@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import json
 import re
-from concurrent.futures import Future
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import quote, urlencode
 

@@ -108,8 +108,15 @@ def validate_input(operation: botocore.model.OperationModel, params: object) -> 
         return {}
     node = _node_of(shape)
     converted = node.convert(params, None)
-    node.check(converted, None, constraint_error_code(operation))
+    code = _CODES.get(operation.name)
+    if code is None:
+        code = _CODES[operation.name] = constraint_error_code(operation)
+    node.check(converted, None, code)
     return converted
+
+
+# constraint_error_code by operation name (the model's error shapes, read once).
+_CODES: dict[str, str] = {}
 
 
 # Member paths are built only for messages: a path is None (the request) or (parent path, part),

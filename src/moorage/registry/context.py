@@ -15,7 +15,8 @@ from moorage.storage.metadata.database import Database
 from moorage.storage.metadata.schema import Repository
 
 
-_REPOSITORY_ID = "SELECT id FROM repositories WHERE registry_id = :registry_id AND name = :name"
+# A repository's id by ``:registry_id`` and ``:name`` (also a subquery of the listing pages).
+REPOSITORY_ID = "SELECT id FROM repositories WHERE registry_id = :registry_id AND name = :name"
 
 
 @dataclass
@@ -55,11 +56,11 @@ class RegistryContext:
             RepositoryNotFound.
         """
         if for_update:
-            statement = statements.locking(_REPOSITORY_ID, connection)
+            statement = statements.locking(REPOSITORY_ID, connection)
         elif keep:
-            statement = statements.locking(_REPOSITORY_ID, connection, "KEY SHARE")
+            statement = statements.locking(REPOSITORY_ID, connection, "KEY SHARE")
         else:
-            statement = _REPOSITORY_ID
+            statement = REPOSITORY_ID
         found = statements.one(connection, statement, {"registry_id": self.registry_id, "name": name})
         if found is None:
             raise RepositoryNotFound(name, self.registry_id)

@@ -392,13 +392,12 @@ class ImageService:
         if wanted or children:
             parameters: dict[str, Any] = {"repository_id": repository_id}
             parts = []
-            for template, names, key, digests in (
-                    (_REFERENCED_BLOBS, "blobs", "b", list(wanted)),
-                    (_REFERENCED_MANIFESTS, "manifests", "m", sorted(children))):
+            for template, key, digests in ((_REFERENCED_BLOBS, "blobs", list(wanted)),
+                                           (_REFERENCED_MANIFESTS, "manifests", sorted(children))):
                 if digests:
-                    parameters.update({f"{key}{index}": d for index, d in enumerate(digests)})
-                    placeholders = ", ".join(f":{key}{index}" for index in range(len(digests)))
-                    parts.append(template.format(**{names: placeholders}))
+                    placeholders, bound = statements.bound_list(key, digests)
+                    parameters.update(bound)
+                    parts.append(template.format(**{key: placeholders}))
             for kind, digest, size in statements.all(connection, " UNION ALL ".join(parts), parameters):
                 (found_blobs if kind == "blob" else found_children)[digest] = size
         missing_blobs: list[str] = []
@@ -651,13 +650,12 @@ class _DeletionPlan:
         scope = {"repository_id": self.repository_id}
         for statement, parameters in _bound_chunks(_DELETE_TAGS, "names", sorted(tags), scope):
             statements.execute(self.connection, statement, parameters)
-        deleted = 0
         images = sorted(self.deleted_images)
-        for template in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES, _DELETE_IMAGES):
+        for template in (_DELETE_TAGS_OF_IMAGES, _DELETE_REFERENCES_OF_IMAGES):
             for statement, parameters in _bound_chunks(template, "image_ids", images):
-                changed = statements.execute(self.connection, statement, parameters)
-                if template is _DELETE_IMAGES:
-                    deleted += changed
+                statements.execute(self.connection, statement, parameters)
+        deleted = sum(statements.execute(self.connection, statement, parameters)
+                      for statement, parameters in _bound_chunks(_DELETE_IMAGES, "image_ids", images))
         if deleted:
             statements.execute(self.connection, _COUNT_IMAGES, {
                 "added": -deleted, "repository_id": self.repository_id})

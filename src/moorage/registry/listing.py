@@ -19,7 +19,7 @@ from sqlalchemy.engine import Row
 from moorage import errors
 from moorage.errors import MoorageError
 from moorage.images.digests import parse_digest
-from moorage.registry.context import RegistryContext
+from moorage.registry.context import REPOSITORY_ID, RegistryContext
 from moorage.registry.images import ImageId, lookup_statement, resolve_image_ids, tags_of_images
 from moorage.storage.metadata.statements import statement_reader
 from moorage.storage.metadata.schema import Image
@@ -48,7 +48,6 @@ _MORE_TAGS = ("SELECT 1 FROM repositories r JOIN tags t ON t.repository_id = r.i
               " LIMIT 1")
 _MORE_TAGS_STATEMENTS = {"sqlite": _MORE_TAGS.format(collate=""),
                          "postgresql": _MORE_TAGS.format(collate=' COLLATE "C"')}
-_REPOSITORY_EXISTS = "SELECT 1 FROM repositories WHERE registry_id = :registry_id AND name = :name"
 
 @dataclass(frozen=True)
 class Referrer:
@@ -103,7 +102,7 @@ class ImageListing:
         assert row is not None  # an aggregate without GROUP BY returns one row
         names, count = row
         if not count:
-            if reader.one(_REPOSITORY_EXISTS, parameters) is None:
+            if reader.one(REPOSITORY_ID, parameters) is None:
                 raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
             return "[]", None, False
         if limit is None or count < limit:
@@ -161,7 +160,7 @@ class ImageListing:
             parameters["after_digest"], parameters["after_tag"] = after
         rows: list[tuple[str, str | None]] = reader.all(
             _image_ids_statement(reader.is_sqlite, tag_status, after is not None), parameters)
-        if not rows and reader.one(_REPOSITORY_EXISTS, parameters) is None:
+        if not rows and reader.one(REPOSITORY_ID, parameters) is None:
             raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
         page = rows[:limit]
         more = len(rows) > limit
@@ -187,7 +186,7 @@ class ImageListing:
         if after is not None:
             parameters["after_pushed_at"], parameters["after_digest"] = after
         rows = reader.all(_details_statement(tag_status, after is not None), parameters)
-        if not rows and reader.one(_REPOSITORY_EXISTS, parameters) is None:
+        if not rows and reader.one(REPOSITORY_ID, parameters) is None:
             raise errors.RepositoryNotFound(repository_name, self.context.registry_id)
         # Rows of one image are adjacent (ordered by push time and digest): group them.
         images: list[tuple[Any, list[str]]] = []
@@ -238,8 +237,7 @@ _DETAILS_OF_IDS = lookup_statement(*_DETAIL_COLUMNS)
 
 # The listing pages run as SQL text on the statement reader (no SQLAlchemy per page: for a
 # page of 100 rows it cost more than the query).
-_IN_REPOSITORY = ("i.repository_id = (SELECT id FROM repositories"
-                  " WHERE registry_id = :registry_id AND name = :name)")
+_IN_REPOSITORY = f"i.repository_id = ({REPOSITORY_ID})"
 _HAS_TAGS = "EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id)"
 
 
@@ -267,7 +265,7 @@ def _image_ids_statement(is_sqlite: bool, tag_status: str, continued: bool) -> s
 @functools.lru_cache(maxsize=None)
 def _details_statement(tag_status: str, continued: bool) -> str:
     """DescribeImages page: ``:limit`` images in ``(pushed_at, digest)`` order, one row per tag
-    (the last column, NULL for an untagged image); the columns start as ``_DETAIL_COLUMNS``."""
+    (the last column, NULL for an untagged image) after the ``_DETAIL_COLUMNS``."""
     conditions = [_IN_REPOSITORY]
     if tag_status == "TAGGED":
         conditions.append(_HAS_TAGS)
@@ -275,8 +273,8 @@ def _details_statement(tag_status: str, continued: bool) -> str:
         conditions.append("NOT " + _HAS_TAGS)
     if continued:
         conditions.append("(i.pushed_at, i.digest) > (:after_pushed_at, :after_digest)")
-    page = ("SELECT i.id, i.digest, i.image_size_bytes, i.pushed_at, i.last_pulled_at,"
-            " i.media_type, i.artifact_type, i.subject_digest FROM images i"
+    columns = ", ".join(f"i.{column.name}" for column in _DETAIL_COLUMNS)
+    page = (f"SELECT {columns} FROM images i"
             f" WHERE {' AND '.join(conditions)} ORDER BY i.pushed_at, i.digest LIMIT :limit")
     return (f"SELECT page.*, t.name FROM ({page}) AS page"
             " LEFT JOIN tags t ON t.image_id = page.id ORDER BY page.pushed_at, page.digest")

@@ -114,12 +114,9 @@ def batch_get_image(context: OperationContext, params: dict[str, Any]) -> dict[s
     return {"images": images, "failures": failures}
 
 
-def batch_delete_image(context: OperationContext, params: dict[str, Any]) -> JsonText:
+def batch_delete_image(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     """BatchDeleteImage: per-item results; the last tag takes its image with it; by digest
-    removes every tag; children of an index and missing images fail their item only.
-
-    The answer holds no null member (requested ids are validated input), so it is serialized
-    here, without the endpoint's pass dropping nulls."""
+    removes every tag; children of an index and missing images fail their item only."""
     check_registry_id(context, params)
     requested = params["imageIds"]
     removed, failed = context.services.images.delete_many(
@@ -128,8 +125,7 @@ def batch_delete_image(context: OperationContext, params: dict[str, Any]) -> Jso
     failures = [_failure(requested[index], error) for index, error in failed]
     image_ids = [{"imageDigest": digest, "imageTag": tag} if tag is not None
                  else {"imageDigest": digest} for digest, tag in removed]
-    return JsonText(json.dumps({"imageIds": image_ids, "failures": failures},
-                               separators=(",", ":")))
+    return {"imageIds": image_ids, "failures": failures}
 
 
 def _tag_status(params: dict[str, Any]) -> str:
