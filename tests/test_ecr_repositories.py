@@ -126,6 +126,7 @@ def test_describe_repositories_paginates_stably(ecr):
 def test_describe_repositories_argument_errors(ecr):
     name = unique()
     ecr.create_repository(repositoryName=name)
+    ecr.create_repository(repositoryName=unique())  # two at least: a page of one has a next page
     with pytest.raises(ecr.exceptions.InvalidParameterException):
         ecr.describe_repositories(repositoryNames=[name], maxResults=5)
     with pytest.raises(ecr.exceptions.InvalidParameterException):

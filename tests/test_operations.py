@@ -158,8 +158,12 @@ def test_expired_token_is_refused(server):
     assert httpx.get(server.url + "/v2/", auth=("AWS", other_region)).status_code == 401
 
 
-def test_graceful_shutdown_finishes_in_flight_upload(tmp_path, fresh_database_url):
-    server = start_server(tmp_path / "data", fresh_database_url)
+@pytest.mark.parametrize("asgi_server,workers", [("uvicorn", "1"), ("uvicorn", "2"), ("granian", "2")])
+def test_graceful_shutdown_finishes_in_flight_upload(tmp_path, fresh_database_url, asgi_server, workers):
+    """SIGTERM lets a request in flight finish, then the server exits with status 0: uvicorn
+    in one process and with worker processes (its supervisor), and granian."""
+    server = start_server(tmp_path / "data", fresh_database_url,
+                          {"MOORAGE_ASGI_SERVER": asgi_server, "MOORAGE_WORKERS": workers})
     server.ecr().create_repository(repositoryName="slow/upload")
     token = server.token()
     result: dict[str, object] = {}

@@ -19,7 +19,7 @@ import pytest
 from moorage.config import Settings
 from moorage.distribution.auth import VERIFIED_CREDENTIALS_LIMIT, Authenticator
 from moorage.distribution.errors import OciError
-from moorage.distribution.responses import PIECE_BYTES, SMALL_PIECE_BYTES, BlobDownload, Reply
+from moorage.distribution.responses import PIECE_BYTES, BlobDownload, Reply
 from moorage.storage.metadata.statements import for_postgresql
 from moorage.services import build_services
 from tests.conftest import REGION
@@ -285,7 +285,7 @@ def closed(descriptor: int) -> bool:
 
 def test_blob_download_sends_pieces_one_download_at_a_time(tmp_path):
     """One download per process sends the file in pieces; one starting while it runs leaves
-    the file to the server (pathsend) or, without pathsend, goes in small pieces."""
+    the file to the server (pathsend) or, without pathsend, goes in pieces too."""
     content = os.urandom(2 * PIECE_BYTES + 12345)
     messages, descriptor = download(tmp_path, content)
     start, *bodies = messages
@@ -300,7 +300,7 @@ def test_blob_download_sends_pieces_one_download_at_a_time(tmp_path):
 
     messages, descriptor = download(tmp_path, content, other_in_flight=True, pathsend=False)
     bodies = messages[1:]
-    assert {len(m["body"]) for m in bodies[:-1]} == {SMALL_PIECE_BYTES}
+    assert [len(m["body"]) for m in bodies] == [PIECE_BYTES, PIECE_BYTES, 12345]
     assert b"".join(m["body"] for m in bodies) == content and closed(descriptor)
 
     messages, descriptor = download(tmp_path, b"")
@@ -406,11 +406,11 @@ def test_statements_for_postgresql():
     assert for_postgresql("WHERE d IN (:b0, :b12)") == "WHERE d IN (%(b0)s, %(b12)s)"
 
 
-def test_downloads_under_uvicorn(own_server):
-    """Under uvicorn (no pathsend), a download beside the one sending large pieces goes in small
-    pieces: every concurrent download still delivers the whole blob, and ranges still work."""
-    server = own_server({"MOORAGE_ASGI_SERVER": "uvicorn"})
-    repository = "uvicorn/app"
+def test_downloads_under_granian(own_server):
+    """Under granian (pathsend), a download beside the one sending pieces leaves the file to
+    granian: every concurrent download still delivers the whole blob, and ranges still work."""
+    server = own_server({"MOORAGE_ASGI_SERVER": "granian"})
+    repository = "granian/app"
     server.ecr().create_repository(repositoryName=repository)
     content = os.urandom(3 * PIECE_BYTES + 999)
     with server.http() as http:

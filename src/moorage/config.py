@@ -17,8 +17,8 @@
 | gc_interval | | ``MOORAGE_GC_INTERVAL`` (seconds; 0 disables) | ``3600`` |
 | gc_grace | | ``MOORAGE_GC_GRACE`` (seconds) | ``86400`` |
 | test_clock | | ``MOORAGE_TEST_CLOCK`` (``1`` enables ``POST /_moorage/clock``) | off |
-| workers | ``--workers`` | ``MOORAGE_WORKERS`` | number of CPUs (granian only) |
-| asgi_server | | ``MOORAGE_ASGI_SERVER`` (``granian``/``uvicorn``) | ``granian`` |
+| workers | ``--workers`` | ``MOORAGE_WORKERS`` | number of CPUs |
+| asgi_server | | ``MOORAGE_ASGI_SERVER`` (``uvicorn``/``granian``) | ``uvicorn`` |
 | max_repositories | | ``MOORAGE_MAX_REPOSITORIES`` | ``100000`` (ECR's default quota) |
 | max_images_per_repository | | ``MOORAGE_MAX_IMAGES_PER_REPOSITORY`` | ``20000`` |
 """
@@ -64,7 +64,7 @@ class Settings:
     gc_grace: float = 86400.0
     test_clock: bool = False
     workers: int = 1
-    asgi_server: str = "granian"
+    asgi_server: str = "uvicorn"
     max_repositories: int = 100_000
     max_images_per_repository: int = 20_000
 
@@ -84,7 +84,7 @@ class Settings:
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"MOORAGE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.asgi_server not in ("granian", "uvicorn"):
-            raise SettingsError("MOORAGE_ASGI_SERVER must be 'granian' or 'uvicorn'")
+            raise SettingsError("MOORAGE_ASGI_SERVER must be 'uvicorn' or 'granian'")
         if not 1 <= self.workers <= 64:
             raise SettingsError(f"workers must be between 1 and 64, not {self.workers}")
         if self.test_clock and self.workers != 1:
@@ -127,7 +127,7 @@ class Settings:
             "gc_grace": _number_env("MOORAGE_GC_GRACE", 86400.0),
             "test_clock": env.get("MOORAGE_TEST_CLOCK", "") in ("1", "true", "yes"),
             "workers": _int_env("MOORAGE_WORKERS", os.cpu_count() or 1),
-            "asgi_server": env.get("MOORAGE_ASGI_SERVER", "granian"),
+            "asgi_server": env.get("MOORAGE_ASGI_SERVER", "uvicorn"),
             "max_repositories": _int_env("MOORAGE_MAX_REPOSITORIES", 100_000),
             "max_images_per_repository": _int_env("MOORAGE_MAX_IMAGES_PER_REPOSITORY", 20_000),
         }

@@ -1,11 +1,15 @@
-"""Run the ASGI app: granian (default) or uvicorn, with graceful shutdown on SIGTERM/SIGINT.
+"""Run the ASGI app: uvicorn (default) or granian, with graceful shutdown on SIGTERM/SIGINT.
 
-granian was chosen by measurement (docs/performance.md): it parses HTTP in Rust and can send a
-file itself (the ``http.response.pathsend`` extension, which blob downloads use when several run
-at once: see :class:`moorage.distribution.responses.BlobDownload`). Both servers stop accepting
-connections on SIGTERM and let in-flight requests finish before exiting.
+uvicorn was chosen by measurement (docs/performance.md, fifth pass): a request costs it half the
+wall time it costs granian when one client waits for each answer (a small POST 140–150 µs
+against 270–390 µs on the benchmark machine: granian hands every request between its Rust
+threads and the Python thread), which decides the ECR API, a small-image push and a docker
+push's streamed body. granian answers many connections at once with less CPU and can send a
+file itself (``http.response.pathsend``); it stays available (``MOORAGE_ASGI_SERVER=granian``).
+Both servers stop accepting connections on SIGTERM and let in-flight requests finish before
+exiting.
 
-Settings reach granian's worker processes through the environment (``MOORAGE_*``): the parent
+Settings reach the worker processes through the environment (``MOORAGE_*``): the parent
 process validates them, migrates the database and creates the administrator key once, then
 each worker builds its own services with :func:`worker_app`.
 """
@@ -28,6 +32,19 @@ from moorage.services import build_services
 # to this size only while a connection streams a large body.
 HTTP1_BUFFER_BYTES = 2 * 1024 * 1024
 GRACEFUL_SHUTDOWN_SECONDS = 30
+# How long an idle client connection stays open (seconds): as an AWS load balancer's default.
+KEEP_ALIVE_SECONDS = 60
+# How much of a request body uvicorn reads ahead of the application before it stops reading the
+# connection (uvicorn's default: 64 KiB). A large push then reaches the application in pieces of
+# up to about this size instead of 64 KiB ones: fewer receive() calls per byte.
+UVICORN_BODY_BUFFER_BYTES = 1024 * 1024
+# glibc malloc: blocks of up to MMAP_THRESHOLD_BYTES come from the heap, and the heap keeps up to
+# TRIM_THRESHOLD_BYTES of freed memory at its top instead of returning it to the kernel at once.
+# Blob download pieces (2 MiB) and request body pieces are then reused memory; by default glibc
+# maps and unmaps them, and the kernel zero-fills each fresh page (docs/performance.md: 8 readers
+# 0.56 → 0.39 CPU-s/GB).
+MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
 
 log = structlog.get_logger("moorage")
 
@@ -46,12 +63,51 @@ def _export(settings: Settings) -> None:
 
 
 def worker_app():  # type: ignore[no-untyped-def]
-    """ASGI app factory for a granian worker: settings from the environment, no migrations."""
+    """ASGI app factory for a worker process (uvicorn's or granian's): settings from the
+    environment, no migrations; the process's allocator and server tuned first."""
     from moorage.app import create_app
 
     settings = Settings.from_environment()
     configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
+    tune_allocator()
+    if settings.asgi_server == "uvicorn":
+        _buffer_request_bodies()
     return create_app(build_services(settings, migrate=False))
+
+
+def tune_allocator() -> bool:
+    """Apply :data:`MMAP_THRESHOLD_BYTES` and :data:`TRIM_THRESHOLD_BYTES` to this process's
+    C allocator with ``mallopt(3)``.
+
+    Returns:
+        True when applied; False where the C library has no ``mallopt`` (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is None:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_trim_threshold, TRIM_THRESHOLD_BYTES)) and bool(
+        mallopt(m_mmap_threshold, MMAP_THRESHOLD_BYTES))
+
+
+def _buffer_request_bodies() -> None:
+    """Let uvicorn's HTTP/1 protocols read :data:`UVICORN_BODY_BUFFER_BYTES` of a request body
+    ahead of the application (``HIGH_WATER_LIMIT``, a module setting of each protocol that it
+    reads on every body piece)."""
+    from uvicorn.protocols.http import h11_impl, httptools_impl
+
+    for protocol in (httptools_impl, h11_impl):
+        if not hasattr(protocol, "HIGH_WATER_LIMIT"):  # a uvicorn that reads bodies otherwise
+            log.warning("uvicorn body buffer not set", module=protocol.__name__)
+            continue
+        protocol.HIGH_WATER_LIMIT = UVICORN_BODY_BUFFER_BYTES
 
 
 def run(settings: Settings) -> None:
@@ -61,8 +117,7 @@ def run(settings: Settings) -> None:
         StartupError: the storage cannot be opened.
     """
     configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
-    if settings.asgi_server == "granian":
-        _check_port_free(settings.host, settings.port)
+    _check_port_free(settings.host, settings.port)
     services = build_services(settings)
     access_key_id, credentials_path = services.keys.ensure_admin(
         settings.data_dir, settings.admin_access_key_id, settings.admin_secret_access_key
@@ -79,25 +134,23 @@ def run(settings: Settings) -> None:
              database=services.context.database.engine.url.render_as_string(hide_password=True),
              account_id=settings.account_id, region=settings.region, server=settings.asgi_server,
              workers=settings.workers)
+    services.close()
     if settings.asgi_server == "uvicorn":
-        _run_uvicorn(settings, services)
+        _run_uvicorn(settings)
     else:
-        services.close()
         _run_granian(settings)
 
 
-def _run_uvicorn(settings: Settings, services) -> None:  # type: ignore[no-untyped-def]
+def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
-    from moorage.app import create_app
-
+    _export(settings)
     # uvicorn finishes in-flight requests, then re-raises the signal it caught: exit cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning",
-                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, access_log=False)
-    finally:
-        services.close()
+    uvicorn.run("moorage.server:worker_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level="warning", access_log=False, server_header=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -14,11 +14,10 @@ from typing import Any
 
 from moorage.threads import start_in_thread
 
-# One blob download at a time per process sends the file itself, in pieces of PIECE_BYTES with
-# one piece read ahead; downloads starting meanwhile leave the file to the server
-# (http.response.pathsend) or, where the server has none, go in pieces of SMALL_PIECE_BYTES.
+# A blob download sends the file itself, in pieces of PIECE_BYTES with one piece read ahead;
+# under a server with http.response.pathsend (granian), downloads starting while one does so
+# leave the file to the server.
 PIECE_BYTES = 2 * 1024 * 1024
-SMALL_PIECE_BYTES = 64 * 1024
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 
@@ -69,17 +68,17 @@ class BlobDownload(Reply):
     """A whole blob (``GET``; a ``HEAD`` is answered by a plain :class:`Reply`): the reply's
     headers, then the blob's file.
 
-    One download at a time per process sends the file in pieces of :data:`PIECE_BYTES`, each
-    read by a worker thread while the previous one is sent: on the benchmark machine 2.4–2.6
-    GB/s and 0.4 CPU-s/GB for one reader, against 1.4–1.5 GB/s and 0.6 CPU-s/GB when granian
-    sends the file itself (it moves a file in small pieces with a thread hand-off each).
-    Downloads starting meanwhile leave the file to the server (``http.response.pathsend``),
-    which spreads them over its own threads and holds no pieces in Python: with eight readers
-    that is faster than pieces, whose buffers and hand-offs then compete for the event loop and
-    the allocator (docs/performance.md, "Pull"). The server opens the file again by its path,
-    so a blob collected in the instant between :meth:`open` and then fails its body instead of
-    answering 404. Under a server without ``pathsend`` they go in pieces of
-    :data:`SMALL_PIECE_BYTES`. A download holds at most two pieces.
+    The file goes in pieces of :data:`PIECE_BYTES`, each read by a worker thread while the
+    previous one is sent; a download holds at most two pieces. On the benchmark machine under
+    uvicorn (the allocator tuned by :func:`moorage.server.tune_allocator`): 2.8 GB/s at 0.34
+    CPU-s/GB for one reader, 3.0 GB/s at 0.39 CPU-s/GB for eight (docs/performance.md, "Pull").
+
+    Under granian, which offers ``http.response.pathsend`` but moves a file in small pieces with
+    a thread hand-off each (1.4–1.5 GB/s and 0.6 CPU-s/GB for one reader), one download at a
+    time per process sends pieces and downloads starting meanwhile leave the file to granian,
+    which spreads them over its own threads. granian opens the file again by its path, so a
+    blob collected in the instant between :meth:`open` and then fails its body instead of
+    answering 404.
 
     Args:
         path: the blob's file (for ``pathsend``).
@@ -128,15 +127,14 @@ class BlobDownload(Reply):
             if not pieces and "http.response.pathsend" in scope.get("extensions", {}):
                 await send({"type": "http.response.pathsend", "path": self.path})
                 return
-            piece_size = PIECE_BYTES if pieces else SMALL_PIECE_BYTES
             sent = 0
-            reading = self._read(0, piece_size)
+            reading = self._read(0)
             while not gone.done():
                 piece = await asyncio.wrap_future(reading)
                 if not piece:  # the file is shorter than its recorded size: abort the response
                     raise OSError(f"blob file ended at {sent} of {self.size} bytes")
                 sent += len(piece)
-                reading = self._read(sent, piece_size) if sent < self.size else None
+                reading = self._read(sent) if sent < self.size else None
                 await send({"type": "http.response.body", "body": piece,
                             "more_body": sent < self.size})
                 if reading is None:
@@ -155,8 +153,8 @@ class BlobDownload(Reply):
             else:
                 os.close(descriptor)
 
-    def _read(self, offset: int, piece_size: int) -> Future[bytes]:
-        return start_in_thread(os.pread, self.descriptor, min(piece_size, self.size - offset),
+    def _read(self, offset: int) -> Future[bytes]:
+        return start_in_thread(os.pread, self.descriptor, min(PIECE_BYTES, self.size - offset),
                                offset)
 
 
