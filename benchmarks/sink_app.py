@@ -1,9 +1,14 @@
-"""A bare ASGI upload sink: the least any Python registry on granian must do per pushed byte.
+"""Bare ASGI apps for :mod:`benchmarks.ceilings`: the least any Python registry must do.
 
-Every request body is hashed (sha256) and written to a file, with writeback started every 8 MiB
-and each window released from the page cache once written, then the file is fsynced — as Moorage does, minus everything else (auth, sessions, metadata,
-routing, worker threads). ``SINK_DIR`` names the
-directory for the files. Used by :mod:`benchmarks.ceilings` to measure the push ceiling.
+:func:`app`, the upload sink: every request body is hashed (sha256) and written to a file, with
+writeback started every 8 MiB and each window released from the page cache once written, then
+the file is fsynced — as Moorage does, minus everything else (auth, sessions, metadata, routing,
+worker threads). ``SINK_DIR`` names the directory for the files.
+
+:func:`answer`: reads the request body and answers a small JSON document, nothing else — the
+floor of one ECR call.
+
+    python -m benchmarks.sink_app uvicorn PORT APP   # under uvicorn, set up as Moorage's workers
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 from moorage.storage.blobs.filesystem import WRITEBACK_BYTES, release_written, start_writeback
 
 _DIRECTORY = os.environ.get("SINK_DIR", "/tmp")
+_ANSWER = b'{"registryId":"123456789012","replicationConfiguration":{"rules":[]}}'
 
 
 async def app(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -46,3 +52,35 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.start", "status": 201,
                 "headers": [(b"content-length", str(len(digest)).encode())]})
     await send({"type": "http.response.body", "body": digest})
+
+
+async def answer(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/x-amz-json-1.1"),
+                            (b"content-length", str(len(_ANSWER)).encode())]})
+    await send({"type": "http.response.body", "body": _ANSWER})
+
+
+def _serve_uvicorn(port: int, name: str) -> None:
+    """Serve ``name`` (``app`` or ``answer``) with uvicorn as a Moorage worker runs it: the
+    allocator tuned and 1 MiB of body read ahead."""
+    import uvicorn
+
+    from moorage.server import _buffer_request_bodies, tune_allocator
+
+    tune_allocator()
+    _buffer_request_bodies()
+    uvicorn.run(f"benchmarks.sink_app:{name}", host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["uvicorn"] or len(sys.argv) != 4:
+        raise SystemExit("usage: python -m benchmarks.sink_app uvicorn PORT APP")
+    _serve_uvicorn(int(sys.argv[2]), sys.argv[3])
