@@ -70,10 +70,11 @@ def _serve_uvicorn(port: int, name: str) -> None:
     allocator tuned and 1 MiB of body read ahead."""
     import uvicorn
 
-    from moorage.server import _buffer_request_bodies, tune_allocator
+    from moorage.server import tune_allocator
+    from moorage.uvicorn_edge import buffer_request_bodies
 
     tune_allocator()
-    _buffer_request_bodies()
+    buffer_request_bodies()
     uvicorn.run(f"benchmarks.sink_app:{name}", host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)
 

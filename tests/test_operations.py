@@ -370,3 +370,74 @@ def test_health_and_metrics(server, http, ecr):
         text += httpx.get(server.url + "/metrics").text
     assert 'moorage_requests_total{status="2xx",surface="oci"}' in text
     assert 'moorage_requests_total{status="2xx",surface="ecr"}' in text
+
+
+def test_oversized_request_head_is_refused(server):
+    """A request head over 1 MiB gets 431 and the connection is closed, quickly; the server
+    keeps answering (httptools alone sets no limit)."""
+    import socket
+
+    host, port = server.host.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        answer = b""
+        try:
+            for _ in range(24):  # 1.5 MiB of one header value, never finished
+                sock.sendall(b"a" * 65536)
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert answer.startswith(b"HTTP/1.1 431 ") or answer == b""  # refused, then closed
+    with socket.create_connection((host, int(port)), timeout=30) as sock:  # the same, in one go
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (2 * 1024 * 1024))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+    assert httpx.get(server.url + "/v2/").status_code == 401
+    headers = {"X-Large": "b" * 200_000}  # large but within the limit: answered as usual
+    assert httpx.get(server.url + "/v2/", headers=headers).status_code == 401
+
+
+def test_new_connections_are_refused_during_graceful_shutdown(tmp_path, fresh_database_url):
+    """With worker processes, once SIGTERM arrives new connections are refused at once (a load
+    balancer moves on) while a request in flight finishes."""
+    import socket
+
+    server = start_server(tmp_path / "data", fresh_database_url, {"MOORAGE_WORKERS": "2"})
+    server.ecr().create_repository(repositoryName="slow/shutdown")
+    token = server.token()
+    result: dict[str, object] = {}
+
+    def slow_body():
+        for _ in range(30):
+            time.sleep(0.1)
+            yield b"x" * 1024
+
+    def upload() -> None:
+        with httpx.Client(base_url=server.url, auth=("AWS", token), timeout=60) as http:
+            started = http.post("/v2/slow/shutdown/blobs/uploads/")
+            result["patch"] = http.patch(started.headers["location"], content=slow_body()).status_code
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    time.sleep(0.8)
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)  # the supervisor looks at signals twice a second
+    host, port = server.host.split(":")
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=10).close()
+    assert time.monotonic() - started < 1
+    thread.join(30)
+    assert result.get("patch") == 202
+    assert server.process.wait(30) == 0
+
+
+def test_worker_that_cannot_open_the_storage_exits_with_startup_failure(monkeypatch):
+    """A worker process whose storage cannot be opened exits with status 3, on which uvicorn's
+    supervisor stops instead of starting it again and again."""
+    from moorage.server import WORKER_STARTUP_FAILURE, worker_app
+
+    monkeypatch.setenv("MOORAGE_DATABASE_URL", "nonsense://")
+    with pytest.raises(SystemExit) as exit_info:
+        worker_app()
+    assert exit_info.value.code == WORKER_STARTUP_FAILURE == 3

@@ -19,7 +19,7 @@ import pytest
 from moorage.config import Settings
 from moorage.distribution.auth import VERIFIED_CREDENTIALS_LIMIT, Authenticator
 from moorage.distribution.errors import OciError
-from moorage.distribution.responses import PIECE_BYTES, BlobDownload, Reply
+from moorage.distribution.responses import MANY_DOWNLOADS, PIECE_BYTES, SMALL_PIECE_BYTES, BlobDownload, Reply
 from moorage.storage.metadata.statements import for_postgresql
 from moorage.services import build_services
 from tests.conftest import REGION
@@ -240,7 +240,8 @@ def test_reply_headers_and_head():
 
 
 def download(tmp_path, content: bytes, *, size: int | None = None, pathsend: bool = True,
-             other_in_flight: bool = False, disconnect: bool = False) -> tuple[list[dict], int]:
+             other_in_flight: bool = False, disconnect: bool = False,
+             running: int = 0) -> tuple[list[dict], int]:
     """Run a BlobDownload of a file holding ``content`` with a recording ``send``; the messages
     sent and the descriptor it was given (closed afterwards)."""
     path = tmp_path / "blob"
@@ -267,11 +268,14 @@ def download(tmp_path, content: bytes, *, size: int | None = None, pathsend: boo
     reply = BlobDownload(str(path), descriptor, len(content) if size is None else size,
                          [("docker-content-digest", "sha256:x")])
     BlobDownload.sending_pieces = other_in_flight
+    BlobDownload.running = running
     try:
         asyncio.run(reply(scope, receive, send))
     finally:
         sending, BlobDownload.sending_pieces = BlobDownload.sending_pieces, False
+        still_running, BlobDownload.running = BlobDownload.running, 0
     assert sending == other_in_flight  # a download hands its turn back
+    assert still_running == running  # and counts itself out
     return messages, descriptor
 
 
@@ -283,9 +287,9 @@ def closed(descriptor: int) -> bool:
     return False
 
 
-def test_blob_download_sends_pieces_one_download_at_a_time(tmp_path):
-    """One download per process sends the file in pieces; one starting while it runs leaves
-    the file to the server (pathsend) or, without pathsend, goes in pieces too."""
+def test_blob_download_pieces(tmp_path):
+    """A download sends the file in pieces; under a server with pathsend, one starting while
+    another sends pieces leaves the file to the server; beside many others, pieces are small."""
     content = os.urandom(2 * PIECE_BYTES + 12345)
     messages, descriptor = download(tmp_path, content)
     start, *bodies = messages
@@ -301,6 +305,12 @@ def test_blob_download_sends_pieces_one_download_at_a_time(tmp_path):
     messages, descriptor = download(tmp_path, content, other_in_flight=True, pathsend=False)
     bodies = messages[1:]
     assert [len(m["body"]) for m in bodies] == [PIECE_BYTES, PIECE_BYTES, 12345]
+    assert b"".join(m["body"] for m in bodies) == content and closed(descriptor)
+
+    # Beside MANY_DOWNLOADS others, a download holds small pieces.
+    messages, descriptor = download(tmp_path, content, pathsend=False, running=MANY_DOWNLOADS)
+    bodies = messages[1:]
+    assert {len(m["body"]) for m in bodies[:-1]} == {SMALL_PIECE_BYTES}
     assert b"".join(m["body"] for m in bodies) == content and closed(descriptor)
 
     messages, descriptor = download(tmp_path, b"")

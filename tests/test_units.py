@@ -179,11 +179,11 @@ def test_uvicorn_reads_a_megabyte_of_body_ahead():
     64 KiB (the setting moorage.server changes must still exist in the installed uvicorn)."""
     from uvicorn.protocols.http import h11_impl, httptools_impl
 
-    from moorage.server import UVICORN_BODY_BUFFER_BYTES, _buffer_request_bodies
+    from moorage.uvicorn_edge import BODY_BUFFER_BYTES, buffer_request_bodies
 
     assert httptools_impl.HIGH_WATER_LIMIT == h11_impl.HIGH_WATER_LIMIT == 64 * 1024
     try:
-        _buffer_request_bodies()
-        assert httptools_impl.HIGH_WATER_LIMIT == h11_impl.HIGH_WATER_LIMIT == UVICORN_BODY_BUFFER_BYTES
+        buffer_request_bodies()
+        assert httptools_impl.HIGH_WATER_LIMIT == h11_impl.HIGH_WATER_LIMIT == BODY_BUFFER_BYTES
     finally:
         httptools_impl.HIGH_WATER_LIMIT = h11_impl.HIGH_WATER_LIMIT = 64 * 1024

@@ -6,8 +6,8 @@ against 270–390 µs on the benchmark machine: granian hands every request betw
 threads and the Python thread), which decides the ECR API, a small-image push and a docker
 push's streamed body. granian answers many connections at once with less CPU and can send a
 file itself (``http.response.pathsend``); it stays available (``MOORAGE_ASGI_SERVER=granian``).
-Both servers stop accepting connections on SIGTERM and let in-flight requests finish before
-exiting.
+How uvicorn is set up is in :mod:`moorage.uvicorn_edge`. Both servers stop accepting
+connections on SIGTERM and let in-flight requests finish before exiting.
 
 Settings reach the worker processes through the environment (``MOORAGE_*``): the parent
 process validates them, migrates the database and creates the administrator key once, then
@@ -24,7 +24,7 @@ import structlog
 
 from moorage.config import LOG_LEVELS, Settings
 from moorage.observability import configure_logging
-from moorage.services import build_services
+from moorage.services import StartupError, build_services
 
 # Largest HTTP/1 read buffer of a connection (granian's default: 408 KiB). A request body reaches
 # the application in pieces of up to this size: 2 MiB pieces halve the per-piece work of a large
@@ -32,19 +32,18 @@ from moorage.services import build_services
 # to this size only while a connection streams a large body.
 HTTP1_BUFFER_BYTES = 2 * 1024 * 1024
 GRACEFUL_SHUTDOWN_SECONDS = 30
-# How long an idle client connection stays open (seconds): as an AWS load balancer's default.
-KEEP_ALIVE_SECONDS = 60
-# How much of a request body uvicorn reads ahead of the application before it stops reading the
-# connection (uvicorn's default: 64 KiB). A large push then reaches the application in pieces of
-# up to about this size instead of 64 KiB ones: fewer receive() calls per byte.
-UVICORN_BODY_BUFFER_BYTES = 1024 * 1024
-# glibc malloc: blocks of up to MMAP_THRESHOLD_BYTES come from the heap, and the heap keeps up to
-# TRIM_THRESHOLD_BYTES of freed memory at its top instead of returning it to the kernel at once.
-# Blob download pieces (2 MiB) and request body pieces are then reused memory; by default glibc
-# maps and unmaps them, and the kernel zero-fills each fresh page (docs/performance.md: 8 readers
-# 0.56 → 0.39 CPU-s/GB).
+# Exit status of a worker process that cannot start: uvicorn's supervisor stops the server on
+# it (uvicorn.config.STARTUP_FAILURE) instead of starting the worker again and again.
+WORKER_STARTUP_FAILURE = 3
+# glibc malloc: blocks of up to MMAP_THRESHOLD_BYTES come from the heap, each heap (arena) keeps
+# up to TRIM_THRESHOLD_BYTES of freed memory at its top instead of returning it to the kernel at
+# once, and a process has at most MAX_ARENAS of them (glibc's default: 8 per CPU, up to the
+# number of threads), which bounds what is kept. Blob download pieces (2 MiB) and request body
+# pieces are then reused memory; by default glibc maps and unmaps them, and the kernel
+# zero-fills each fresh page (docs/performance.md: 8 readers 0.56 → 0.39 CPU-s/GB).
 MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024
-TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 32 * 1024 * 1024
+MAX_ARENAS = 4
 
 log = structlog.get_logger("moorage")
 
@@ -64,50 +63,49 @@ def _export(settings: Settings) -> None:
 
 def worker_app():  # type: ignore[no-untyped-def]
     """ASGI app factory for a worker process (uvicorn's or granian's): settings from the
-    environment, no migrations; the process's allocator and server tuned first."""
+    environment, no migrations; the process's allocator and server tuned first.
+
+    Raises:
+        SystemExit: status :data:`WORKER_STARTUP_FAILURE` when the storage cannot be opened.
+    """
     from moorage.app import create_app
 
     settings = Settings.from_environment()
     configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
-    tune_allocator()
+    if not tune_allocator():
+        log.info("allocator not tuned (no glibc mallopt)")
     if settings.asgi_server == "uvicorn":
-        _buffer_request_bodies()
-    return create_app(build_services(settings, migrate=False))
+        from moorage.uvicorn_edge import buffer_request_bodies
+        buffer_request_bodies()
+    try:
+        services = build_services(settings, migrate=False)
+    except StartupError as error:
+        # The parent opened the same storage a moment ago; a worker that cannot is not worth
+        # restarting: uvicorn's supervisor stops on this status instead of respawning it.
+        log.error("worker cannot start", error=str(error))
+        raise SystemExit(WORKER_STARTUP_FAILURE) from None
+    return create_app(services)
 
 
 def tune_allocator() -> bool:
-    """Apply :data:`MMAP_THRESHOLD_BYTES` and :data:`TRIM_THRESHOLD_BYTES` to this process's
-    C allocator with ``mallopt(3)``.
+    """Apply :data:`MMAP_THRESHOLD_BYTES`, :data:`TRIM_THRESHOLD_BYTES` and :data:`MAX_ARENAS`
+    to this process's C allocator with ``mallopt(3)``.
 
     Returns:
-        True when applied; False where the C library has no ``mallopt`` (not glibc).
+        True when all three were applied; False where the C library has no ``mallopt`` (not
+        glibc) or refused one.
     """
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is None:
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_trim_threshold, TRIM_THRESHOLD_BYTES)) and bool(
-        mallopt(m_mmap_threshold, MMAP_THRESHOLD_BYTES))
-
-
-def _buffer_request_bodies() -> None:
-    """Let uvicorn's HTTP/1 protocols read :data:`UVICORN_BODY_BUFFER_BYTES` of a request body
-    ahead of the application (``HIGH_WATER_LIMIT``, a module setting of each protocol that it
-    reads on every body piece)."""
-    from uvicorn.protocols.http import h11_impl, httptools_impl
-
-    for protocol in (httptools_impl, h11_impl):
-        if not hasattr(protocol, "HIGH_WATER_LIMIT"):  # a uvicorn that reads bodies otherwise
-            log.warning("uvicorn body buffer not set", module=protocol.__name__)
-            continue
-        protocol.HIGH_WATER_LIMIT = UVICORN_BODY_BUFFER_BYTES
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # <malloc.h>
+    applied = [mallopt(option, value) for option, value in (
+        (m_trim_threshold, TRIM_THRESHOLD_BYTES), (m_mmap_threshold, MMAP_THRESHOLD_BYTES),
+        (m_arena_max, MAX_ARENAS))]
+    return all(applied)
 
 
 def run(settings: Settings) -> None:
@@ -142,27 +140,25 @@ def run(settings: Settings) -> None:
 
 
 def _run_uvicorn(settings: Settings) -> None:
-    import uvicorn
+    from moorage.uvicorn_edge import serve
 
     _export(settings)
-    # uvicorn finishes in-flight requests, then re-raises the signal it caught: exit cleanly.
+    # One process: uvicorn finishes in-flight requests, then re-raises the signal it caught;
+    # exit cleanly. (With workers, its supervisor handles the signals.)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run("moorage.server:worker_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level="warning", access_log=False, server_header=False,
-                timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    serve("moorage.server:worker_app", settings.host, settings.port, settings.workers,
+          GRACEFUL_SHUTDOWN_SECONDS)
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """granian binds with SO_REUSEPORT, so a second server on a busy port would silently share
-    it with the first; refuse to start instead.
+    """Refuse to start on a busy port with a one-line error, before any worker starts (granian
+    binds with SO_REUSEPORT, so a second server would silently share the port with the first;
+    uvicorn's workers would each fail with a traceback).
 
     Raises:
         StartupError: something listens on ``host:port`` already.
     """
     import socket
-
-    from moorage.services import StartupError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:

@@ -18,6 +18,11 @@ from moorage.threads import start_in_thread
 # under a server with http.response.pathsend (granian), downloads starting while one does so
 # leave the file to the server.
 PIECE_BYTES = 2 * 1024 * 1024
+# Beyond MANY_DOWNLOADS downloads at once in a process, further ones send SMALL_PIECE_BYTES
+# pieces: a download holds two pieces, and slow or stalled readers would otherwise hold 4 MiB
+# each.
+MANY_DOWNLOADS = 8
+SMALL_PIECE_BYTES = 256 * 1024
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 
@@ -69,7 +74,8 @@ class BlobDownload(Reply):
     headers, then the blob's file.
 
     The file goes in pieces of :data:`PIECE_BYTES`, each read by a worker thread while the
-    previous one is sent; a download holds at most two pieces. On the benchmark machine under
+    previous one is sent; a download holds at most two pieces. A download starting while
+    :data:`MANY_DOWNLOADS` others run in the process uses pieces of :data:`SMALL_PIECE_BYTES`. On the benchmark machine under
     uvicorn (the allocator tuned by :func:`moorage.server.tune_allocator`): 2.8 GB/s at 0.34
     CPU-s/GB for one reader, 3.0 GB/s at 0.39 CPU-s/GB for eight (docs/performance.md, "Pull").
 
@@ -87,8 +93,9 @@ class BlobDownload(Reply):
         headers: ``(name, value)`` pairs, names in lower case.
     """
 
-    __slots__ = ("path", "descriptor", "size")
+    __slots__ = ("path", "descriptor", "size", "piece_bytes")
     sending_pieces = False  # a download of this process sends pieces now (event loop only)
+    running = 0  # downloads of this process under way (event loop only)
 
     def __init__(self, path: str, descriptor: int, size: int,
                  headers: list[tuple[str, str]]) -> None:
@@ -115,6 +122,9 @@ class BlobDownload(Reply):
         """
         pieces = not BlobDownload.sending_pieces
         BlobDownload.sending_pieces = True
+        self.piece_bytes = (PIECE_BYTES if BlobDownload.running < MANY_DOWNLOADS
+                            else SMALL_PIECE_BYTES)
+        BlobDownload.running += 1
         gone: asyncio.Future[None] | None = None
         reading: Future[bytes] | None = None
         try:
@@ -141,6 +151,7 @@ class BlobDownload(Reply):
                     return
             gone.result()  # the client went away; an error receiving is raised
         finally:
+            BlobDownload.running -= 1
             if pieces:
                 BlobDownload.sending_pieces = False
             if gone is not None:
@@ -154,7 +165,7 @@ class BlobDownload(Reply):
                 os.close(descriptor)
 
     def _read(self, offset: int) -> Future[bytes]:
-        return start_in_thread(os.pread, self.descriptor, min(PIECE_BYTES, self.size - offset),
+        return start_in_thread(os.pread, self.descriptor, min(self.piece_bytes, self.size - offset),
                                offset)
 
 

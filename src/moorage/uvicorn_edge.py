@@ -1,0 +1,125 @@
+"""Moorage's HTTP edge on uvicorn (httptools, uvloop): the settings and the two small extensions
+that make uvicorn fit a registry.
+
+- :class:`BoundedHeadersProtocol`: httptools sets no limit on the size of a request's head, and
+  joins header pieces by repeated concatenation, so one client sending a header of a hundred
+  MiB holds a worker for seconds and its memory for good. Heads longer than
+  :data:`MAX_HEAD_BYTES` are refused with 431 and the connection closed.
+- :class:`Supervisor`: uvicorn's worker supervisor keeps the listening socket open until every
+  worker has exited, so connections made during a graceful shutdown wait unanswered and are
+  then reset. The supervisor closes its socket as soon as it is told to stop, so they are
+  refused at once (a load balancer moves on) while the workers finish the requests in flight.
+- :func:`buffer_request_bodies`: uvicorn stops reading a connection once 64 KiB of a request
+  body waits for the application; Moorage lets it read :data:`BODY_BUFFER_BYTES` ahead, so a
+  large push arrives in pieces of up to about that size (fewer ``receive()`` calls per byte).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http import h11_impl, httptools_impl
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+# Longest request line plus headers accepted, in bytes: Go's net/http default, which CNCF
+# Distribution serves with.
+MAX_HEAD_BYTES = 1024 * 1024
+BODY_BUFFER_BYTES = 1024 * 1024
+# How long an idle client connection stays open (seconds): longer than an AWS load balancer's
+# default idle timeout (60 s), so the balancer, not Moorage, closes idle connections.
+KEEP_ALIVE_SECONDS = 75
+
+_HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+                   b"content-length: 33\r\nconnection: close\r\n\r\nRequest header fields too large\r\n")
+
+log = structlog.get_logger("moorage")
+
+
+class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing request heads longer than :data:`MAX_HEAD_BYTES`
+    (HTTP 431, RFC 6585 §5) before parsing them further; the connection is then closed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0  # received since the last head ended (or the connection began)
+        self._in_head = True
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+
+    def _refuse_head(self) -> None:
+        log.warning("http.head_too_large", limit_bytes=MAX_HEAD_BYTES)
+        if self.cycle is None or self.cycle.response_complete:  # nothing else is being answered
+            self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.close()
+        self._refused = True  # read nothing more of this connection
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, closing its listening sockets first when told to stop
+    (SIGTERM, SIGINT); the workers close theirs as they begin their graceful shutdown."""
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+    def _stop_listening(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def buffer_request_bodies() -> None:
+    """Let uvicorn's HTTP/1 protocols read :data:`BODY_BUFFER_BYTES` of a request body ahead of
+    the application (``HIGH_WATER_LIMIT``, a module setting of each protocol that it reads on
+    every body piece). Called in every worker process."""
+    for protocol in (httptools_impl, h11_impl):
+        if not hasattr(protocol, "HIGH_WATER_LIMIT"):  # a uvicorn that reads bodies otherwise
+            log.warning("uvicorn body buffer not set", module=protocol.__name__)
+            continue
+        protocol.HIGH_WATER_LIMIT = BODY_BUFFER_BYTES
+
+
+def serve(app_factory: str, host: str, port: int, workers: int, graceful_seconds: float) -> None:
+    """Serve the ASGI app built by ``app_factory`` (``module:function``) on ``host:port`` with
+    ``workers`` processes (one: in this process) until SIGTERM or SIGINT; requests in flight
+    get ``graceful_seconds`` to finish.
+
+    Raises:
+        SystemExit: with uvicorn's startup-failure status (3) when the app cannot start.
+    """
+    config = uvicorn.Config(
+        app_factory, factory=True, host=host, port=port, workers=workers,
+        http=BoundedHeadersProtocol, log_config=None, log_level="warning", access_log=False,
+        server_header=False, proxy_headers=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=graceful_seconds)
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Supervisor(config, sockets=[config.bind_socket()]).run()
+        return
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
