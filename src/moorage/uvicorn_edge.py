@@ -28,6 +28,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 # Distribution serves with.
 MAX_HEAD_BYTES = 1024 * 1024
 BODY_BUFFER_BYTES = 1024 * 1024
+# How long a refused connection is read (and what arrives dropped) before it is closed, seconds.
+LINGER_SECONDS = 5
 # How long an idle client connection stays open (seconds): longer than an AWS load balancer's
 # default idle timeout (60 s), so the balancer, not Moorage, closes idle connections.
 KEEP_ALIVE_SECONDS = 75
@@ -40,39 +42,82 @@ log = structlog.get_logger("moorage")
 
 class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
     """uvicorn's httptools protocol, refusing request heads longer than :data:`MAX_HEAD_BYTES`
-    (HTTP 431, RFC 6585 §5) before parsing them further; the connection is then closed."""
+    (HTTP 431, RFC 6585 §5) before parsing them further; the connection is then closed.
+
+    What is bounded is every stretch of a request that is not body: the request line and
+    headers, and a chunked body's trailers (counted from each chunk's size line until its data
+    begins, so the last chunk's trailers count). While such a stretch is being received the
+    parser is given at most the bytes still allowed. A refusal while an earlier response of the
+    connection is still being sent waits for that response to end.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_bytes = 0  # received since the last head ended (or the connection began)
+        self._head_bytes = 0  # bytes of the current non-body stretch given to the parser
         self._in_head = True
         self._refused = False
+        self._refuse_after_response = False
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
+        while data and not self._refused and not self.transport.is_closing():
+            if not self._in_head:
+                super().data_received(data)  # a new stretch beginning in it: at most one read
+                return
+            allowed = MAX_HEAD_BYTES - self._head_bytes
+            if allowed <= 0:
                 self._refuse_head()
                 return
-        super().data_received(data)
+            piece, data = data[:allowed], data[allowed:]
+            self._head_bytes += len(piece)
+            super().data_received(piece)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
+        self._end_of_head()
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        self._in_head, self._head_bytes = True, 0  # a last chunk's trailers may follow
+
+    def on_body(self, body: bytes) -> None:
+        self._in_head = False
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head = True
+        self._in_head, self._head_bytes = True, 0
+
+    def on_response_complete(self) -> None:
+        if self._refuse_after_response:
+            self.server_state.total_requests += 1
+            self._send_refusal()
+            return
+        super().on_response_complete()
+
+    def _end_of_head(self) -> None:
+        self._in_head, self._head_bytes = False, 0
 
     def _refuse_head(self) -> None:
-        log.warning("http.head_too_large", limit_bytes=MAX_HEAD_BYTES)
-        if self.cycle is None or self.cycle.response_complete:  # nothing else is being answered
-            self.transport.write(_HEAD_TOO_LARGE)
-        self.transport.close()
+        log.warning("http.head_too_large", limit_bytes=MAX_HEAD_BYTES,
+                    client=":".join(map(str, self.client or ())))
         self._refused = True  # read nothing more of this connection
+        self.transport.pause_reading()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._refuse_after_response = True  # an earlier request is still being answered
+        else:
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        """Answer 431, then close gracefully: end the sending side once everything queued is
+        sent, and read and drop what the client still sends until it closes (at most
+        :data:`LINGER_SECONDS`). Closing at once with unread data would make the kernel reset
+        the connection, and the client could lose the answers not yet delivered to it."""
+        self.transport.write(_HEAD_TOO_LARGE)
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 class Supervisor(Multiprocess):
@@ -109,17 +154,24 @@ def serve(app_factory: str, host: str, port: int, workers: int, graceful_seconds
     get ``graceful_seconds`` to finish.
 
     Raises:
-        SystemExit: with uvicorn's startup-failure status (3) when the app cannot start.
+        SystemExit: with uvicorn's startup-failure status (3) when the app (or, with workers,
+            one worker) cannot start.
     """
     config = uvicorn.Config(
         app_factory, factory=True, host=host, port=port, workers=workers,
         http=BoundedHeadersProtocol, log_config=None, log_level="warning", access_log=False,
         server_header=False, proxy_headers=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=graceful_seconds)
-    server = uvicorn.Server(config)
     if workers > 1:
-        Supervisor(config, sockets=[config.bind_socket()]).run()
+        supervisor = Supervisor(config, sockets=[config.bind_socket()])
+        supervisor.run()
+        if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+            raise SystemExit(STARTUP_FAILURE)
         return
-    server.run()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # SIGINT re-raised once in-flight requests have finished
+        pass
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
