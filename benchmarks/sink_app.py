@@ -8,7 +8,7 @@ worker threads). ``SINK_DIR`` names the directory for the files.
 :func:`answer`: reads the request body and answers a small JSON document, nothing else — the
 floor of one ECR call.
 
-    python -m benchmarks.sink_app uvicorn PORT APP   # under uvicorn, set up as Moorage's workers
+    python -m benchmarks.sink_app uvicorn PORT app|answer   # on uvicorn, as Moorage serves
 """
 
 from __future__ import annotations
@@ -65,23 +65,28 @@ async def answer(scope, receive, send):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": _ANSWER})
 
 
-def _serve_uvicorn(port: int, name: str) -> None:
-    """Serve ``name`` (``app`` or ``answer``) with uvicorn as a Moorage worker runs it: the
-    allocator tuned and 1 MiB of body read ahead."""
-    import uvicorn
+def upload_sink():  # type: ignore[no-untyped-def]
+    """:func:`app` for uvicorn, in a process prepared as a Moorage worker is."""
+    from moorage.server import prepare_worker_process
 
-    from moorage.server import tune_allocator
-    from moorage.uvicorn_edge import buffer_request_bodies
+    prepare_worker_process("uvicorn")
+    return app
 
-    tune_allocator()
-    buffer_request_bodies()
-    uvicorn.run(f"benchmarks.sink_app:{name}", host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+
+def small_answer():  # type: ignore[no-untyped-def]
+    """:func:`answer` for uvicorn, in a process prepared as a Moorage worker is."""
+    from moorage.server import prepare_worker_process
+
+    prepare_worker_process("uvicorn")
+    return answer
 
 
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:2] != ["uvicorn"] or len(sys.argv) != 4:
-        raise SystemExit("usage: python -m benchmarks.sink_app uvicorn PORT APP")
-    _serve_uvicorn(int(sys.argv[2]), sys.argv[3])
+    from moorage.uvicorn_edge import serve
+
+    factories = {"app": "upload_sink", "answer": "small_answer"}
+    if sys.argv[1:2] != ["uvicorn"] or len(sys.argv) != 4 or sys.argv[3] not in factories:
+        raise SystemExit("usage: python -m benchmarks.sink_app uvicorn PORT app|answer")
+    serve(f"benchmarks.sink_app:{factories[sys.argv[3]]}", "127.0.0.1", int(sys.argv[2]), 1, 5)

@@ -17,8 +17,6 @@ each worker builds its own services with :func:`worker_app`.
 from __future__ import annotations
 
 import os
-import signal
-import sys
 
 import structlog
 
@@ -72,11 +70,7 @@ def worker_app():  # type: ignore[no-untyped-def]
 
     settings = Settings.from_environment()
     configure_logging(settings.log_format, LOG_LEVELS[settings.log_level])
-    if not tune_allocator():
-        log.info("allocator not tuned (no glibc mallopt)")
-    if settings.asgi_server == "uvicorn":
-        from moorage.uvicorn_edge import buffer_request_bodies
-        buffer_request_bodies()
+    prepare_worker_process(settings.asgi_server)
     try:
         services = build_services(settings, migrate=False)
     except StartupError as error:
@@ -85,6 +79,17 @@ def worker_app():  # type: ignore[no-untyped-def]
         log.error("worker cannot start", error=str(error))
         raise SystemExit(WORKER_STARTUP_FAILURE) from None
     return create_app(services)
+
+
+def prepare_worker_process(asgi_server: str) -> None:
+    """Tune this worker process before it serves: the C allocator (:func:`tune_allocator`)
+    and, under uvicorn, the request body read-ahead
+    (:func:`moorage.uvicorn_edge.buffer_request_bodies`)."""
+    if not tune_allocator():
+        log.info("allocator not tuned (no glibc mallopt)")
+    if asgi_server == "uvicorn":
+        from moorage.uvicorn_edge import buffer_request_bodies
+        buffer_request_bodies()
 
 
 def tune_allocator() -> bool:
@@ -143,9 +148,6 @@ def _run_uvicorn(settings: Settings) -> None:
     from moorage.uvicorn_edge import serve
 
     _export(settings)
-    # One process: uvicorn finishes in-flight requests, then re-raises the signal it caught;
-    # exit cleanly. (With workers, its supervisor handles the signals.)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve("moorage.server:worker_app", settings.host, settings.port, settings.workers,
           GRACEFUL_SHUTDOWN_SECONDS)
 

@@ -16,6 +16,8 @@ that make uvicorn fit a registry.
 
 from __future__ import annotations
 
+import signal
+import sys
 from typing import Any
 
 import structlog
@@ -72,7 +74,7 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
             super().data_received(piece)
 
     def on_headers_complete(self) -> None:
-        self._end_of_head()
+        self._in_head, self._head_bytes = False, 0
         super().on_headers_complete()
 
     def on_chunk_header(self) -> None:
@@ -93,9 +95,6 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
             return
         super().on_response_complete()
 
-    def _end_of_head(self) -> None:
-        self._in_head, self._head_bytes = False, 0
-
     def _refuse_head(self) -> None:
         log.warning("http.head_too_large", limit_bytes=MAX_HEAD_BYTES,
                     client=":".join(map(str, self.client or ())))
@@ -112,9 +111,6 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
         :data:`LINGER_SECONDS`). Closing at once with unread data would make the kernel reset
         the connection, and the client could lose the answers not yet delivered to it."""
         self.transport.write(_HEAD_TOO_LARGE)
-        if not self.transport.can_write_eof():
-            self.transport.close()
-            return
         self.transport.write_eof()
         self.transport.resume_reading()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -168,10 +164,13 @@ def serve(app_factory: str, host: str, port: int, workers: int, graceful_seconds
         if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
             raise SystemExit(STARTUP_FAILURE)
         return
+    # One process: uvicorn finishes the requests in flight, then re-raises the signal it caught
+    # (SIGINT as KeyboardInterrupt); either way this process then exits with status 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = uvicorn.Server(config)
     try:
         server.run()
-    except KeyboardInterrupt:  # SIGINT re-raised once in-flight requests have finished
+    except KeyboardInterrupt:
         pass
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)

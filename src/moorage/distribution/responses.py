@@ -75,9 +75,10 @@ class BlobDownload(Reply):
 
     The file goes in pieces of :data:`PIECE_BYTES`, each read by a worker thread while the
     previous one is sent; a download holds at most two pieces. A download starting while
-    :data:`MANY_DOWNLOADS` others run in the process uses pieces of :data:`SMALL_PIECE_BYTES`. On the benchmark machine under
-    uvicorn (the allocator tuned by :func:`moorage.server.tune_allocator`): 2.8 GB/s at 0.34
-    CPU-s/GB for one reader, 3.0 GB/s at 0.39 CPU-s/GB for eight (docs/performance.md, "Pull").
+    :data:`MANY_DOWNLOADS` others run in the process uses pieces of :data:`SMALL_PIECE_BYTES`.
+    On the benchmark machine under uvicorn (the allocator tuned by
+    :func:`moorage.server.tune_allocator`): 2.3–3.0 GB/s at about 0.4 CPU-s/GB for one reader
+    and for eight (docs/performance.md, "Pull").
 
     Under granian, which offers ``http.response.pathsend`` but moves a file in small pieces with
     a thread hand-off each (1.4–1.5 GB/s and 0.6 CPU-s/GB for one reader), one download at a
