@@ -19,7 +19,7 @@ from moorage.registry.repositories import RepositorySettings
 from moorage.services import build_services
 from moorage.storage.blobs import paths
 from moorage.storage.metadata import statements
-from moorage.storage.metadata.database import Database
+from moorage.storage.metadata.database import WAL_BACKSTOP_PAGES, Database
 
 
 def _turn_is_free(lock_path) -> bool:  # type: ignore[no-untyped-def]
@@ -175,6 +175,38 @@ def test_statement_reader_connections_close_with_the_database(tmp_path):
     read()
     assert seen[-1] == (7,)
     database.dispose()
+
+
+def test_wal_is_checkpointed_in_the_background_not_by_commits(tmp_path):
+    """Commits leave the WAL to the checkpoint thread (a commit checkpoints only past the
+    backstop): ~2 MiB committed, under SQLite's own threshold, reaches the database file with no
+    further commit; the thread ends with the database."""
+
+    def checkpointers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "moorage-wal-checkpoint"}
+
+    others = checkpointers()
+    path = tmp_path / "moorage.db"
+    database = Database(f"sqlite:///{path}")
+    ours = checkpointers() - others
+    assert len(ours) == 1
+    writer = statements.statement_writer(database)
+    with writer.transaction() as connection:
+        assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (WAL_BACKSTOP_PAGES,)
+        statements.execute(connection, "CREATE TABLE facts (value BLOB)", {})
+    with database.write_connection() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_BACKSTOP_PAGES
+    before = os.path.getsize(path)
+    deadline = time.monotonic() + 10
+    for _ in range(8):  # 8 commits of 64 × 4 KiB: 512 pages, under SQLite's default 1,000
+        with writer.transaction() as connection:
+            statements.execute_many(connection, "INSERT INTO facts VALUES (:value)",
+                                    [{"value": os.urandom(4000)} for _ in range(64)])
+    while os.path.getsize(path) < before + 2_000_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.path.getsize(path) >= before + 2_000_000
+    database.dispose()
+    assert not any(thread.is_alive() for thread in ours)
 
 
 def test_statement_writer_commits_or_rolls_back_whole(fresh_database_url):

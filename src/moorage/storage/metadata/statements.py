@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from moorage.storage.metadata.database import Database
+from moorage.storage.metadata.database import SQLITE_WRITER_PRAGMAS, Database
 
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")  # not a PostgreSQL cast (::text)
 
@@ -238,9 +238,7 @@ class StatementWriter:
     def __init__(self, database: Database) -> None:
         self._database = weakref.ref(database)
         path = database.sqlite_path
-        self._sqlite = None if path is None else _ThreadConnections(path, (
-            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000"))
+        self._sqlite = None if path is None else _ThreadConnections(path, SQLITE_WRITER_PRAGMAS)
         if self._sqlite is not None:
             database.on_dispose(self._sqlite.close)
 
