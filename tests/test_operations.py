@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import json
 import os
 import signal
 import stat
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import boto3
 import httpx
@@ -264,11 +266,14 @@ def test_quotas(tmp_path, fresh_database_url):
         stop_server(server)
 
 
-@pytest.mark.parametrize("operation", ["PutImage", "BatchDeleteImage"])
+@pytest.mark.parametrize("operation", ["PutImage", "BatchDeleteImage", "manifest PUT",
+                                       "large manifest PUT", "upload POST"])
 def test_inline_writes_wait_for_the_writers_turn_off_the_event_loop(tmp_path, operation):
-    """On SQLite, PutImage and BatchDeleteImage run on the event loop only while the writers'
-    turn is free; while another process holds it, the call waits in a worker thread: the
-    server keeps answering meanwhile, and the write happens once the turn is free."""
+    """On SQLite, PutImage, BatchDeleteImage, a ``/v2/`` manifest PUT (up to 64 KiB; larger
+    ones always run in a worker thread) and the POST starting an upload run on the event loop
+    only while the writers' turn is free; while another process holds it, the call waits in a
+    worker thread: the server keeps answering meanwhile, and the write happens once the turn
+    is free."""
     import fcntl
 
     data = tmp_path / "data"
@@ -287,6 +292,31 @@ def test_inline_writes_wait_for_the_writers_turn_off_the_event_loop(tmp_path, op
             call = lambda: ecr.put_image(  # noqa: E731
                 repositoryName="turn/app", imageManifest=image.manifest.decode(), imageTag="v1")
             succeeded = lambda result: result["image"]["imageId"]["imageDigest"] == image.digest  # noqa: E731
+        elif operation in ("manifest PUT", "large manifest PUT"):
+            if operation == "large manifest PUT":  # over 64 KiB: never on the event loop
+                document = json.loads(image.manifest)
+                document["annotations"] = {"org.example.padding": "x" * 70_000}
+                image = replace(image, manifest=json.dumps(document).encode())
+            before, after = [], [{"imageDigest": image.digest, "imageTag": "v1"}]
+
+            def call():  # type: ignore[no-untyped-def]
+                with server.http() as http:
+                    return http.put("/v2/turn/app/manifests/v1", content=image.manifest,
+                                    headers={"Content-Type": OCI_MANIFEST})
+
+            succeeded = lambda response: (response.status_code == 201  # noqa: E731
+                                          and response.headers["docker-content-digest"] == image.digest)
+        elif operation == "upload POST":
+            before = after = []
+
+            def call():  # type: ignore[no-untyped-def]
+                with server.http() as http:
+                    started = http.post("/v2/turn/app/blobs/uploads/")
+                    assert started.status_code == 202, started.text
+                    return http.get(started.headers["location"])
+
+            succeeded = lambda response: (response.status_code == 204  # noqa: E731
+                                          and response.headers["range"] == "0-0")
         else:
             ecr.put_image(repositoryName="turn/app", imageManifest=image.manifest.decode(),
                           imageTag="v1")

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from moorage.auth.tokens import TOKEN_LIFETIME_SECONDS, TokenIssuer, load_or_create_secret
-from moorage.config import Settings, SettingsError
+from moorage.config import Settings, SettingsError, default_workers
 from moorage.ecr.exceptions import EcrError
 from moorage.ecr.pagination import PaginationTokens
 from moorage.errors import AuthenticationFailed, InvalidDigest, InvalidRepositoryName, InvalidTag
@@ -89,6 +89,18 @@ def test_settings_validation(monkeypatch):
     monkeypatch.setenv("MOORAGE_PORT", "x")
     with pytest.raises(SettingsError):
         Settings.from_environment()
+
+
+def test_default_workers_are_twice_the_cpus(monkeypatch):
+    """Without MOORAGE_WORKERS a server runs two workers per CPU, at least 2, at most 64."""
+    assert [default_workers(cpus) for cpus in (1, 2, 8, 32, 40)] == [2, 4, 16, 64, 64]
+    monkeypatch.delenv("MOORAGE_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert Settings.from_environment().workers == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert Settings.from_environment().workers == 2
+    monkeypatch.setenv("MOORAGE_WORKERS", "1")
+    assert Settings.from_environment().workers == 1
 
 
 @pytest.mark.parametrize("name", ["ab", "nginx", "project-a/nginx-web-app", "a__b", "a---b", "a.b_c/d-e", "0a"])

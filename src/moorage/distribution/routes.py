@@ -42,6 +42,7 @@ from moorage.registry.images import StoredManifest
 from moorage.registry.pulls import PullReads
 from moorage.registry.uploads import MAX_WRITE_CHUNKS
 from moorage.services import Services
+from moorage.storage.metadata.database import WriterBusy
 
 log = structlog.get_logger("moorage.distribution")
 
@@ -103,6 +104,20 @@ async def read(call: Call, function: Callable[..., Any], *args: Any, **kwargs: A
     return await run_in_thread(function, *args, **kwargs)
 
 
+async def write(call: Call, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a short write domain call that takes ``wait_for_writer``: on a SQLite file, inline
+    while the writers' turn is free (its transaction takes well under a millisecond, less than
+    the hop to a worker thread and back); in a worker thread, waiting for the turn, when the turn
+    is held elsewhere (``WriterBusy``: nothing was written) and on PostgreSQL. The ECR API runs
+    PutImage and BatchDeleteImage the same way (``moorage.ecr.endpoint``)."""
+    if call.services.context.database.sqlite_path is not None:
+        try:
+            return function(*args, wait_for_writer=False, **kwargs)
+        except WriterBusy:
+            pass
+    return await run_in_thread(function, *args, **kwargs)
+
+
 # -- base ----------------------------------------------------------------------------------
 
 
@@ -115,6 +130,9 @@ async def api_version_check(call: Call) -> Reply:
 
 
 _accepted: dict[tuple[tuple[str, ...], str], bool] = {}
+
+# Largest manifest stored on the event loop (:func:`write`); most are 0.5–10 KB.
+INLINE_MANIFEST_BYTES = 64 * 1024
 
 
 def _accepts(accept: tuple[str, ...], media_type: str) -> bool:
@@ -192,14 +210,13 @@ async def put_manifest(call: Call) -> Reply:
     reference = call.values["reference"]
     content = await _read_limited(call.request, MAX_MANIFEST_BYTES)
     by_digest = ":" in reference
-    manifest = await run_in_thread(
-        call.services.images.put,
-        call.name,
-        content,
-        call.request.headers.get("content-type"),
-        tag=None if by_digest else reference,
-        expected_digest=reference if by_digest else None,
-    )
+    put = (call.services.images.put, call.name, content, call.request.headers.get("content-type"))
+    options = {"tag": None if by_digest else reference,
+               "expected_digest": reference if by_digest else None}
+    if len(content) <= INLINE_MANIFEST_BYTES:
+        manifest = await write(call, *put, **options)
+    else:  # parsing a large manifest would hold the event loop
+        manifest = await run_in_thread(*put, **options)
     headers = {
         "Location": f"/v2/{call.name}/manifests/{manifest.digest}",
         "Docker-Content-Digest": manifest.digest,
@@ -289,7 +306,7 @@ async def start_upload(call: Call) -> Response:
     digest = params.get("digest")
     if digest is not None:
         parse_digest(digest)
-    upload_id = await run_in_thread(uploads.start, call.name)
+    upload_id = await write(call, uploads.start, call.name)
     if digest is None:
         return Response(b"", 202, headers=call.upload_headers(upload_id, 0))
     await _receive_and_complete(call, upload_id, digest, start=0)

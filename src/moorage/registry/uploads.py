@@ -147,17 +147,23 @@ class UploadService:
         self.context = context
         self._hashes: dict[str, _RunningHash] = {}
 
-    def start(self, repository_name: str) -> str:
+    def start(self, repository_name: str, *, wait_for_writer: bool = True) -> str:
         """Open a new, empty upload session in the repository.
+
+        Args:
+            wait_for_writer: False for a caller on the event loop: start the session only if
+                the SQLite writers' turn is free now.
 
         Returns:
             the upload id (a UUID string).
 
         Raises:
             RepositoryNotFound: no such repository (``NAME_UNKNOWN``).
+            WriterBusy: with ``wait_for_writer=False``, the turn is held elsewhere (nothing
+                was started).
         """
         upload_id = str(uuid.uuid4())
-        with statement_writer(self.context.database).transaction() as connection:
+        with statement_writer(self.context.database).transaction(wait=wait_for_writer) as connection:
             repository_id = self.context.repository_id(connection, repository_name, keep=True)
             now = self.context.clock.now()
             self.context.blobs.create_upload(upload_id)
