@@ -302,6 +302,45 @@ def test_migration_0004_fills_in_each_repository_image_count(fresh_database_url)
     database.dispose()
 
 
+def test_migration_0005_makes_the_digest_and_subject_indexes_partial(fresh_database_url):
+    """Revision 0005 indexes only manifest references by digest and only images with a subject
+    (both backends), and its downgrade restores the full indexes."""
+    from alembic import command
+    from alembic.config import Config
+
+    from moorage.storage.metadata.database import MIGRATIONS
+
+    database = Database(fresh_database_url)
+    reader = statements.statement_reader(database)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def definitions() -> dict[str, str]:
+        if database.is_sqlite:
+            rows = reader.all("SELECT name, sql FROM sqlite_master WHERE name IN"
+                              " ('ix_image_references_digest', 'ix_images_subject')", {})
+        else:
+            rows = reader.all("SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN"
+                              " ('ix_image_references_digest', 'ix_images_subject')", {})
+        return {name: " ".join(sql.split()) for name, sql in rows}
+
+    def run(step, revision: str) -> None:  # type: ignore[no-untyped-def]
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    database.migrate()
+    partial = definitions()
+    assert "WHERE" in partial["ix_images_subject"] and "IS NOT NULL" in partial["ix_images_subject"]
+    assert "WHERE" in partial["ix_image_references_digest"]
+    assert "'manifest'" in partial["ix_image_references_digest"]
+    run(command.downgrade, "0004")
+    assert all("WHERE" not in sql for sql in definitions().values()) and len(definitions()) == 2
+    run(command.upgrade, "head")
+    assert definitions() == partial
+    database.dispose()
+
+
 def _cached_bytes(path) -> int:  # type: ignore[no-untyped-def]
     """Bytes of ``path`` resident in the page cache (Linux ``mincore`` on a mapping of it)."""
     import ctypes

@@ -68,9 +68,10 @@ class BlobService:
                 .where(RepositoryBlob.repository_id == repository.id, Blob.digest.in_(valid))
             ).all())
             media_types = dict(session.execute(
-                select(ImageReference.digest, ImageReference.media_type)
+                select(ImageReference.blob_digest, ImageReference.media_type)
                 .join(Image, Image.id == ImageReference.image_id)
-                .where(Image.repository_id == repository.id, ImageReference.digest.in_(list(sizes)))
+                .where(Image.repository_id == repository.id,
+                       ImageReference.blob_digest.in_(list(sizes)))
                 .order_by(Image.pushed_at.desc())
             ).all())
         for digest in digests:
@@ -99,7 +100,7 @@ class BlobService:
         with self.context.database.read() as session:
             repository = self.context.repository(session, repository_name)
             referenced = session.scalar(select(exists().where(
-                ImageReference.digest == digest, ImageReference.kind == "blob",
+                ImageReference.blob_digest == digest,
                 ImageReference.image_id == Image.id, Image.repository_id == repository.id,
             )))
         if not referenced:
@@ -161,8 +162,7 @@ class BlobService:
             in_use = session.scalar(
                 select(
                     exists().where(
-                        ImageReference.digest == digest,
-                        ImageReference.kind == "blob",
+                        ImageReference.blob_digest == digest,
                         ImageReference.image_id == Image.id,
                         Image.repository_id == repository.id,
                     )

@@ -576,8 +576,9 @@ class _DeletionPlan:
 
     def load(self, image_ids: Sequence[ImageId]) -> None:
         """Read every row the items can touch."""
-        digests = {i.digest for i in image_ids if i.digest is not None and _valid(i)}
-        tags = {i.tag for i in image_ids if i.tag is not None and _valid(i)}
+        valid = [i for i in image_ids if _valid(i)]
+        digests = {i.digest for i in valid if i.digest is not None}
+        tags = {i.tag for i in valid if i.tag is not None}
         if not digests and not tags:
             return
         scope = {"repository_id": self.repository_id}

@@ -29,7 +29,16 @@ _FAILURE_CODES: list[tuple[type[errors.MoorageError], str]] = [
 def _failure(image_id: dict[str, Any], error: errors.MoorageError) -> dict[str, Any]:
     code = next((c for t, c in _FAILURE_CODES if isinstance(error, t)), "ImageNotFound")
     reason = "Requested image not found" if code == "ImageNotFound" else error.message
-    return {"imageId": image_id, "failureCode": code, "failureReason": reason}
+    return {"imageId": {key: value for key, value in image_id.items() if value is not None},
+            "failureCode": code, "failureReason": reason}
+
+
+def _image_ids_json(pairs: list[tuple[str, str | None]]) -> str:
+    """``(digest, tag or None)`` pairs as the members of a JSON list of ECR ImageIdentifiers."""
+    return ",".join(
+        f'{{"imageDigest":{_quote(digest)},"imageTag":{_quote(tag)}}}' if tag is not None
+        else f'{{"imageDigest":{_quote(digest)}}}'
+        for digest, tag in pairs)
 
 
 def _image_id(member: dict[str, Any]) -> ImageId:
@@ -114,18 +123,19 @@ def batch_get_image(context: OperationContext, params: dict[str, Any]) -> dict[s
     return {"images": images, "failures": failures}
 
 
-def batch_delete_image(context: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+def batch_delete_image(context: OperationContext, params: dict[str, Any]) -> JsonText:
     """BatchDeleteImage: per-item results; the last tag takes its image with it; by digest
-    removes every tag; children of an index and missing images fail their item only."""
+    removes every tag; children of an index and missing images fail their item only.
+
+    The answer is written as JSON text directly (up to 100 ids and failures)."""
     check_registry_id(context, params)
     requested = params["imageIds"]
     removed, failed = context.services.images.delete_many(
         params["repositoryName"], [_image_id(m) for m in requested],
         wait_for_writer=not context.on_event_loop)
-    failures = [_failure(requested[index], error) for index, error in failed]
-    image_ids = [{"imageDigest": digest, "imageTag": tag} if tag is not None
-                 else {"imageDigest": digest} for digest, tag in removed]
-    return {"imageIds": image_ids, "failures": failures}
+    failures = json.dumps([_failure(requested[index], error) for index, error in failed],
+                          separators=(",", ":"))
+    return JsonText(f'{{"imageIds":[{_image_ids_json(removed)}],"failures":{failures}}}')
 
 
 def _tag_status(params: dict[str, Any]) -> str:
@@ -150,10 +160,7 @@ def list_images(context: OperationContext, params: dict[str, Any]) -> JsonText:
             raise invalid_parameter("Invalid parameter at 'nextToken': the token is invalid")
         after = tuple(after)
     page, next_key = context.services.listing.image_ids(name, _tag_status(params), after, _page_size(params))
-    ids = ",".join(
-        f'{{"imageDigest":{_quote(digest)},"imageTag":{_quote(tag)}}}' if tag is not None
-        else f'{{"imageDigest":{_quote(digest)}}}'
-        for digest, tag in page)
+    ids = _image_ids_json(page)
     if next_key is None:
         return JsonText(f'{{"imageIds":[{ids}]}}')
     token = context.services.pagination.encode(purpose, list(next_key))

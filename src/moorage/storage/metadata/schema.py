@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -94,7 +95,10 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         UniqueConstraint("repository_id", "digest", name="uq_images_digest"),
-        Index("ix_images_subject", "repository_id", "subject_digest"),
+        # Referrers of a digest; only images with a subject are indexed (most have none).
+        Index("ix_images_subject", "repository_id", "subject_digest",
+              sqlite_where=text("subject_digest IS NOT NULL"),
+              postgresql_where=text("subject_digest IS NOT NULL")),
         # DescribeImages pages: keyset order (pushed_at, digest) within a repository.
         Index("ix_images_pushed_at", "repository_id", "pushed_at", "digest"),
     )
@@ -135,7 +139,10 @@ class ImageReference(Base):
     )
 
 
-Index("ix_image_references_digest", ImageReference.digest)
+# Which images list a child manifest: only manifest references are indexed (blob references,
+# most rows, are found by blob_digest). Queries must say ``kind = 'manifest'`` literally.
+Index("ix_image_references_digest", ImageReference.digest,
+      sqlite_where=text("kind = 'manifest'"), postgresql_where=text("kind = 'manifest'"))
 
 
 class Tag(Base):
