@@ -180,7 +180,7 @@ def test_statement_reader_connections_close_with_the_database(tmp_path):
 def test_wal_is_checkpointed_in_the_background_not_by_commits(tmp_path):
     """Commits leave the WAL to the checkpoint thread (a commit checkpoints only past the
     backstop): ~2 MiB committed, under SQLite's own threshold, reaches the database file with no
-    further commit; the thread ends with the database."""
+    further commit; the thread ends with the database. Writers run with secure_delete off."""
 
     def checkpointers() -> set[threading.Thread]:
         return {t for t in threading.enumerate() if t.name == "moorage-wal-checkpoint"}
@@ -193,9 +193,11 @@ def test_wal_is_checkpointed_in_the_background_not_by_commits(tmp_path):
     writer = statements.statement_writer(database)
     with writer.transaction() as connection:
         assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (WAL_BACKSTOP_PAGES,)
+        assert connection.execute("PRAGMA secure_delete").fetchone() == (0,)
         statements.execute(connection, "CREATE TABLE facts (value BLOB)", {})
     with database.write_connection() as connection:
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_BACKSTOP_PAGES
+        assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 0
     before = os.path.getsize(path)
     deadline = time.monotonic() + 10
     for _ in range(8):  # 8 commits of 64 × 4 KiB: 512 pages, under SQLite's default 1,000

@@ -32,9 +32,13 @@ TURN_WAIT_SECONDS = 30.0  # as the SQLite busy timeout
 WAL_CHECKPOINT_INTERVAL_SECONDS = 1.0
 WAL_BACKSTOP_PAGES = 16384
 # Every writing SQLite connection's settings (the engine's and StatementWriter's).
+# secure_delete=OFF is SQLite's own default; Debian builds it ON, which zero-fills deleted
+# rows and writes out every page a delete frees: BatchDeleteImage of 100 spent 0.15 ms of its
+# 2.2 ms on that. Whoever can read the database file can read the live rows anyway.
 SQLITE_WRITER_PRAGMAS = (
     "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=30000", f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}",
+    "PRAGMA secure_delete=OFF",
 )
 
 
