@@ -27,7 +27,7 @@ app.add_typer(lifecycle_app, name="lifecycle")
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on [env MOORAGE_HOST; default 127.0.0.1]")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [env MOORAGE_PORT; default 5000]")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes [env MOORAGE_WORKERS; default: twice the number of CPUs]")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes [env MOORAGE_WORKERS; default: number of CPUs]")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
