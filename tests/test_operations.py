@@ -269,7 +269,7 @@ def test_quotas(tmp_path, fresh_database_url):
 @pytest.mark.parametrize("operation", ["PutImage", "BatchDeleteImage", "manifest PUT",
                                        "large manifest PUT", "upload POST"])
 def test_inline_writes_wait_for_the_writers_turn_off_the_event_loop(tmp_path, operation):
-    """On SQLite, PutImage, BatchDeleteImage, a ``/v2/`` manifest PUT (up to 64 KiB; larger
+    """On SQLite, PutImage, BatchDeleteImage, a ``/v2/`` manifest PUT (up to 16 KiB; larger
     ones always run in a worker thread) and the POST starting an upload run on the event loop
     only while the writers' turn is free; while another process holds it, the call waits in a
     worker thread: the server keeps answering meanwhile, and the write happens once the turn
@@ -293,9 +293,9 @@ def test_inline_writes_wait_for_the_writers_turn_off_the_event_loop(tmp_path, op
                 repositoryName="turn/app", imageManifest=image.manifest.decode(), imageTag="v1")
             succeeded = lambda result: result["image"]["imageId"]["imageDigest"] == image.digest  # noqa: E731
         elif operation in ("manifest PUT", "large manifest PUT"):
-            if operation == "large manifest PUT":  # over 64 KiB: never on the event loop
+            if operation == "large manifest PUT":  # over 16 KiB: never on the event loop
                 document = json.loads(image.manifest)
-                document["annotations"] = {"org.example.padding": "x" * 70_000}
+                document["annotations"] = {"org.example.padding": "x" * 20_000}
                 image = replace(image, manifest=json.dumps(document).encode())
             before, after = [], [{"imageDigest": image.digest, "imageTag": "v1"}]
 

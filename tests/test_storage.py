@@ -211,6 +211,31 @@ def test_wal_is_checkpointed_in_the_background_not_by_commits(tmp_path):
     assert not any(thread.is_alive() for thread in ours)
 
 
+def test_wal_starts_over_under_steady_writes(tmp_path, monkeypatch):
+    """With writers committing all the time, each background checkpoint still copies the whole
+    WAL (its last pass holds the writers' turn), so the WAL file is reused from its start and
+    stays a fraction of what was written, instead of growing to the backstop."""
+    from moorage.storage.metadata import database as database_module
+
+    monkeypatch.setattr(database_module, "WAL_CHECKPOINT_INTERVAL_SECONDS", 0.2)
+    path = tmp_path / "moorage.db"
+    database = Database(f"sqlite:///{path}")
+    writer = statements.statement_writer(database)
+    with writer.transaction() as connection:
+        statements.execute(connection, "CREATE TABLE facts (value BLOB)", {})
+    written = 0
+    deadline = time.monotonic() + 20
+    while written < 24_000_000 and time.monotonic() < deadline:  # commits of 8 KB, ~3 s
+        with writer.transaction() as connection:
+            statements.execute(connection, "INSERT INTO facts VALUES (:value)",
+                               {"value": os.urandom(8000)})
+        written += 8000
+        time.sleep(0.0005)  # a server's writers leave gaps (requests arrive, answers go out)
+    assert written >= 8_000_000
+    assert os.path.getsize(str(path) + "-wal") < written / 3
+    database.dispose()
+
+
 def test_statement_writer_commits_or_rolls_back_whole(fresh_database_url):
     """A StatementWriter transaction (own sqlite3 connection on SQLite, SQLAlchemy's on
     PostgreSQL) commits when its block ends and rolls back whole when it raises; driver errors

@@ -80,7 +80,9 @@ def create_app(services: Services, *, background: bool = True) -> MoorageApp:
 
     async def readyz(request: Request) -> Response:
         try:
-            with services.context.database.engine.connect() as connection:
+            # One statement, no BEGIN: on SQLite the engine's own transactions start with
+            # BEGIN IMMEDIATE, which would take the write lock outside the writers' turn.
+            with services.context.database.read_connection() as connection:
                 connection.execute(text("SELECT 1"))
         except Exception as error:  # report, never raise: this is a probe
             return JSONResponse({"status": "unavailable", "reason": str(error)[:200]}, 503)

@@ -15,12 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = structlog.get_logger("moorage.database")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 TURN_WAIT_SECONDS = 30.0  # as the SQLite busy timeout
@@ -196,19 +199,26 @@ class WalCheckpointer:
     commit copies every page and ``fsync``s the WAL and the database file (about 4 ms here)
     while it holds the writers' turn, so every writer behind it waits too. Here a thread looks
     every :data:`WAL_CHECKPOINT_INTERVAL_SECONDS` seconds whether anything was committed
-    (``PRAGMA data_version``, about 6 µs) and, if so, runs a ``PASSIVE`` checkpoint, which
-    waits for no reader or writer; the next writer then starts the WAL over from its
-    beginning. Commits still checkpoint at :data:`WAL_BACKSTOP_PAGES` should this thread fall
-    behind. Each process sharing the file runs its own; two checkpoints at once are harmless
-    (one finds nothing to do or reports busy).
+    (``PRAGMA data_version``, about 6 µs) and, if so, checkpoints in two ``PASSIVE`` passes:
+    the first, which copies nearly everything and syncs, while writers go on; the second, which
+    copies what they committed meanwhile, holding the writers' turn (:class:`WriterQueue`;
+    typically well under 3 ms once a second). The WAL is then wholly copied, and the next
+    writer starts it over from its beginning: without the second pass, steady writes always
+    leave newer frames behind and the WAL never starts over. A pass that could not copy
+    everything (a reader still on an older snapshot, another process checkpointing) is
+    repeated at the next tick. Commits still checkpoint at :data:`WAL_BACKSTOP_PAGES` should
+    this thread fall behind. Each process sharing the file runs its own.
 
     Source: https://www.sqlite.org/wal.html ("Automatic Checkpoint", "Application-Initiated
-    Checkpoints"), https://www.sqlite.org/pragma.html#pragma_data_version.
+    Checkpoints", "Avoiding Excessively Large WAL Files"),
+    https://www.sqlite.org/pragma.html#pragma_data_version.
     """
 
-    def __init__(self, path: str, interval_seconds: float = WAL_CHECKPOINT_INTERVAL_SECONDS) -> None:
-        self._path = path
-        self._interval_seconds = interval_seconds
+    def __init__(self, path: str, writers: WriterQueue,
+                 interval_seconds: float | None = None) -> None:
+        self._uri = Path(path).resolve().as_uri() + "?mode=rw"  # never creates the file
+        self._writers = writers
+        self._interval_seconds = interval_seconds or WAL_CHECKPOINT_INTERVAL_SECONDS
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="moorage-wal-checkpoint",
                                         daemon=True)
@@ -216,19 +226,26 @@ class WalCheckpointer:
 
     def _loop(self) -> None:
         connection = None
-        seen = None
+        done = None  # the data_version whose commits are wholly checkpointed
         try:
             while not self._stop.wait(self._interval_seconds):
                 try:
                     if connection is None:
-                        connection = sqlite3.connect(self._path, timeout=30,
+                        connection = sqlite3.connect(self._uri, uri=True, timeout=30,
                                                      isolation_level=None,
                                                      check_same_thread=False)
                     version = connection.execute("PRAGMA data_version").fetchone()[0]
-                    if version != seen:
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        seen = version
-                except sqlite3.Error:  # e.g. the file was removed; commits still checkpoint
+                    if version == done:
+                        continue
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    with self._writers.turn():
+                        busy, frames, copied = connection.execute(
+                            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if busy == 0 and copied == frames:
+                        done = version
+                except Exception as error:  # tried again at the next tick; commits still
+                    # checkpoint at the backstop
+                    log.warning("wal checkpoint failed", error=str(error)[:200])
                     if connection is not None:
                         connection.close()
                         connection = None
@@ -269,8 +286,8 @@ class Database:
             database_file = self.engine.url.database
             in_memory = not database_file or database_file == ":memory:"
             self._writers = WriterQueue(None if in_memory else Path(database_file + ".writer-lock"))
-            if self.sqlite_path is not None:
-                checkpointer = WalCheckpointer(self.sqlite_path)
+            if not in_memory:
+                checkpointer = WalCheckpointer(database_file, self._writers)
                 self._dispose_callbacks.append(checkpointer.close)
                 weakref.finalize(self, checkpointer.close)
         else:
