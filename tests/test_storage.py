@@ -19,7 +19,12 @@ from moorage.registry.repositories import RepositorySettings
 from moorage.services import build_services
 from moorage.storage.blobs import paths
 from moorage.storage.metadata import statements
-from moorage.storage.metadata.database import WAL_BACKSTOP_PAGES, Database
+from moorage.storage.metadata.database import (
+    WAL_BACKSTOP_PAGES,
+    Database,
+    WalCheckpointer,
+    WriterQueue,
+)
 
 
 def _turn_is_free(lock_path) -> bool:  # type: ignore[no-untyped-def]
@@ -209,6 +214,30 @@ def test_wal_is_checkpointed_in_the_background_not_by_commits(tmp_path):
     assert os.path.getsize(path) >= before + 2_000_000
     database.dispose()
     assert not any(thread.is_alive() for thread in ours)
+
+
+def test_wal_checkpointer_survives_a_missing_file_and_never_creates_it(tmp_path):
+    """A checkpoint that fails (here: no database file yet) is logged and tried again at the
+    next tick; the thread never creates the file, and checkpoints once the database exists."""
+    path = tmp_path / "later.db"
+    checkpointer = WalCheckpointer(str(path), WriterQueue(None), interval_seconds=0.05)
+    try:
+        time.sleep(0.3)  # several failed ticks
+        assert not path.exists()
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        writer.execute("CREATE TABLE facts (value BLOB)")
+        before = os.path.getsize(path)
+        for _ in range(64):
+            writer.execute("INSERT INTO facts VALUES (?)", (os.urandom(4000),))
+        deadline = time.monotonic() + 10
+        while os.path.getsize(path) < before + 200_000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.path.getsize(path) >= before + 200_000  # copied in by the thread
+        writer.close()
+    finally:
+        checkpointer.close()
 
 
 def test_wal_starts_over_under_steady_writes(tmp_path, monkeypatch):

@@ -19,6 +19,9 @@ from __future__ import annotations
 import os
 
 import structlog
+# Exit status of a worker process that cannot start: uvicorn's supervisor stops the server on
+# it instead of starting the worker again and again.
+from uvicorn.config import STARTUP_FAILURE as WORKER_STARTUP_FAILURE
 
 from moorage.config import LOG_LEVELS, Settings
 from moorage.observability import configure_logging
@@ -30,9 +33,6 @@ from moorage.services import StartupError, build_services
 # to this size only while a connection streams a large body.
 HTTP1_BUFFER_BYTES = 2 * 1024 * 1024
 GRACEFUL_SHUTDOWN_SECONDS = 30
-# Exit status of a worker process that cannot start: uvicorn's supervisor stops the server on
-# it (uvicorn.config.STARTUP_FAILURE) instead of starting the worker again and again.
-WORKER_STARTUP_FAILURE = 3
 # glibc malloc: blocks of up to MMAP_THRESHOLD_BYTES come from the heap, each heap (arena) keeps
 # up to TRIM_THRESHOLD_BYTES of freed memory at its top instead of returning it to the kernel at
 # once, and a process has at most MAX_ARENAS of them (glibc's default: 8 per CPU, up to the

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from moorage.storage.metadata.database import WriterBusy
+
 MAX_THREADS = 40
 
 _T = TypeVar("_T")
@@ -34,3 +36,19 @@ def start_in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> F
     ``result()`` where awaiting is not possible (cleanup after a cancelled request)."""
     context = contextvars.copy_context()
     return _pool.submit(functools.partial(context.run, function, *args, **kwargs))
+
+
+async def run_write(function: Callable[..., _T], *args: Any, inline: dict[str, Any] | None,
+                    **kwargs: Any) -> _T:
+    """A write ``function(*args, **kwargs)``: with ``inline``, first on the event loop with
+    ``**inline`` added, the arguments that make it raise ``WriterBusy`` (having written nothing)
+    instead of waiting for the SQLite writers' turn; in a worker thread, waiting for the turn,
+    without ``inline`` or when it raised. A short write on the event loop costs less than the
+    hop to a worker thread and back; a wait there would stall every connection of the process.
+    """
+    if inline is not None:
+        try:
+            return function(*args, **inline, **kwargs)
+        except WriterBusy:
+            pass
+    return await run_in_thread(function, *args, **kwargs)

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import structlog
-from moorage.threads import run_in_thread, start_in_thread
+from moorage.threads import run_in_thread, run_write, start_in_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
@@ -42,7 +42,6 @@ from moorage.registry.images import StoredManifest
 from moorage.registry.pulls import PullReads
 from moorage.registry.uploads import MAX_WRITE_CHUNKS
 from moorage.services import Services
-from moorage.storage.metadata.database import WriterBusy
 
 log = structlog.get_logger("moorage.distribution")
 
@@ -105,17 +104,12 @@ async def read(call: Call, function: Callable[..., Any], *args: Any, **kwargs: A
 
 
 async def write(call: Call, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a short write domain call that takes ``wait_for_writer``: on a SQLite file, inline
-    while the writers' turn is free (its transaction takes about a millisecond or less, no more
-    than the hop to a worker thread and back); in a worker thread, waiting for the turn, when the turn
-    is held elsewhere (``WriterBusy``: nothing was written) and on PostgreSQL. The ECR API runs
-    PutImage and BatchDeleteImage the same way (``moorage.ecr.endpoint``)."""
-    if call.services.context.database.sqlite_path is not None:
-        try:
-            return function(*args, wait_for_writer=False, **kwargs)
-        except WriterBusy:
-            pass
-    return await run_in_thread(function, *args, **kwargs)
+    """Run a short write domain call that takes ``wait_for_writer``: on a SQLite file inline
+    while the writers' turn is free (:func:`moorage.threads.run_write`; the ECR API runs PutImage
+    and BatchDeleteImage the same way), in a worker thread otherwise and on PostgreSQL."""
+    inline = call.services.context.database.sqlite_path is not None
+    return await run_write(function, *args, inline={"wait_for_writer": False} if inline else None,
+                           **kwargs)
 
 
 # -- base ----------------------------------------------------------------------------------

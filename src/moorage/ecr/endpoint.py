@@ -26,8 +26,7 @@ from moorage.ecr.operations import (
 from moorage.ecr.validation import validate_input
 from moorage.errors import MoorageError
 from moorage.services import Services
-from moorage.storage.metadata.database import WriterBusy
-from moorage.threads import run_in_thread
+from moorage.threads import run_write
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # UploadLayerPart carries up to 20 MiB as base64 (about 27 MiB) plus JSON framing.
@@ -64,13 +63,10 @@ class EcrEndpoint:
             body = await _read_body(headers, receive)
             if self.inline_reads and operation_name in READ_ONLY_OPERATIONS:
                 result = self._handle(scope, operation_name, body)
-            elif self.inline_writes and operation_name in INLINE_WRITE_OPERATIONS:
-                try:
-                    result = self._handle(scope, operation_name, body, on_event_loop=True)
-                except WriterBusy:  # nothing written (turn taken, or too large): in a worker thread
-                    result = await run_in_thread(self._handle, scope, operation_name, body)
-            else:
-                result = await run_in_thread(self._handle, scope, operation_name, body)
+            else:  # WriterBusy inline (turn taken, or too large): again in a worker thread
+                inline = self.inline_writes and operation_name in INLINE_WRITE_OPERATIONS
+                result = await run_write(self._handle, scope, operation_name, body,
+                                         inline={"on_event_loop": True} if inline else None)
             if isinstance(result, JsonText):
                 payload = result.encode()
             else:

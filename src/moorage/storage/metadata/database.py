@@ -19,7 +19,7 @@ import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -276,15 +276,13 @@ class Database:
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
         self._writers: WriterQueue | None = None
         self._sqlite_path: str | None = None
-        if self.engine.dialect.name == "sqlite":
-            url_parts = make_url(url)
-            if url_parts.database and url_parts.database != ":memory:" and not url_parts.query:
-                self._sqlite_path = url_parts.database
         self._dispose_callbacks: list[Callable[[], None]] = []
         if self.engine.dialect.name == "sqlite":
             self._statement_engine = create_database_engine(url, single_statement=True)
             database_file = self.engine.url.database
             in_memory = not database_file or database_file == ":memory:"
+            if not in_memory and not self.engine.url.query:
+                self._sqlite_path = database_file
             self._writers = WriterQueue(None if in_memory else Path(database_file + ".writer-lock"))
             if not in_memory:
                 checkpointer = WalCheckpointer(database_file, self._writers)
