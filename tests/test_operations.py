@@ -519,6 +519,92 @@ def test_request_head_limit_counts_heads_and_trailers_not_bodies(server, http, r
     assert rest[len(content):].startswith(b"HTTP/1.1 431 ")
 
 
+def _read_answer(sock) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
+    """One HTTP answer with a Content-Length (or none, for HEAD) read off ``sock``: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and not head.startswith(b"HEAD"):
+            length = int(value)
+    return head.lower(), body
+
+
+def test_http10_connection_is_kept_alive_when_asked(server, http, repository):
+    """An HTTP/1.0 client asking for ``Connection: keep-alive`` (ApacheBench, older proxies)
+    gets answers marked keep-alive on one connection; without asking, the connection closes
+    after the answer (RFC 9112 Appendix C.2.2)."""
+    import socket
+
+    from tests.test_distribution import push_image
+
+    manifest = push_image(http, repository, tag="kept").manifest
+    credentials = base64.b64encode(f"AWS:{server.token()}".encode())
+    host, port = server.host.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        for method in ("GET", "HEAD", "GET"):
+            sock.sendall(f"{method} /v2/{repository}/manifests/kept HTTP/1.0\r\n".encode()
+                         + b"Connection: Keep-Alive\r\nAccept: " + OCI_MANIFEST.encode()
+                         + b"\r\nAuthorization: Basic " + credentials + b"\r\n\r\n")
+            head, body = _read_answer(sock)
+            if method == "GET" and len(body) < len(manifest):
+                body += sock.recv(65536)
+            assert head.startswith(b"http/1.1 200 ") and b"\r\nconnection: keep-alive" in head
+            assert body == (manifest if method == "GET" else b"")
+        sock.sendall(b"GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")  # an error answer
+        head, _ = _read_answer(sock)
+        assert head.startswith(b"http/1.1 401 ") and b"\r\nconnection: keep-alive" in head
+        sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")  # not asked: closed after the answer
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close\r\n" in answer
+    assert answer.endswith(b'{"status":"ok"}')
+
+
+def test_http10_keep_alive_closes_when_the_answer_has_no_length():
+    """An answer whose end an HTTP/1.0 client could know only by the connection closing (no
+    Content-Length), or one the application marks ``Connection: close``, closes the
+    connection even when the client asked to keep it."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from moorage.uvicorn_edge import BoundedHeadersProtocol
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-type", b"text/plain")]
+        if scope["path"] == "/close":
+            headers += [(b"content-length", b"2"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                          http=BoundedHeadersProtocol, lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for path in ("/streamed", "/close"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(f"GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode())
+                answer = _read_all(sock)  # ends: the server closed the connection
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"keep-alive" not in answer
+            assert answer.count(b"connection: close") == 1
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_supervisor_exits_with_startup_failure_when_a_worker_cannot_start(tmp_path):
     """With worker processes, a worker that exits with uvicorn's startup-failure status stops
     the server, which exits with that status too (so a service manager sees the failure)."""

@@ -9,6 +9,10 @@ that make uvicorn fit a registry.
   worker has exited, so connections made during a graceful shutdown wait unanswered and are
   then reset. The supervisor closes its socket as soon as it is told to stop, so they are
   refused at once (a load balancer moves on) while the workers finish the requests in flight.
+- :class:`PersistentHttp10Cycle`: uvicorn closes every HTTP/1.0 connection after one answer,
+  even when the client asks to keep it (``Connection: keep-alive``, RFC 9112 Appendix C.2.2),
+  as ApacheBench and older proxies do; Moorage keeps such a connection open when the answer's
+  end is known without closing (a Content-Length, or no body), and says so in the answer.
 - :func:`buffer_request_bodies`: uvicorn stops reading a connection once 64 KiB of a request
   body waits for the application; Moorage lets it read :data:`BODY_BUFFER_BYTES` ahead, so a
   large push arrives in pieces of up to about that size (fewer ``receive()`` calls per byte).
@@ -75,7 +79,12 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0
+        previous = self.cycle
         super().on_headers_complete()
+        if (self.cycle is not previous and self.parser.get_http_version() == "1.0"
+                and self.parser.should_keep_alive()):  # HTTP/1.0 with Connection: keep-alive
+            self.cycle.__class__ = PersistentHttp10Cycle
+            self.cycle.keep_alive = True
 
     def on_chunk_header(self) -> None:
         self._in_head, self._head_bytes = True, 0  # a last chunk's trailers may follow
@@ -114,6 +123,30 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
         self.transport.write_eof()
         self.transport.resume_reading()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class PersistentHttp10Cycle(httptools_impl.RequestResponseCycle):
+    """One request and its answer on an HTTP/1.0 connection whose client asked to keep it open
+    (``Connection: keep-alive``; RFC 9112 Appendix C.2.2, RFC 2068 §19.7.1).
+
+    An HTTP/1.0 client knows where an answer ends only by its Content-Length or by the
+    connection closing (it cannot read chunked bodies). So an answer with a Content-Length, or
+    with no body (HEAD, 204, 304), carries ``Connection: keep-alive`` and the connection stays
+    open for the next request (until :data:`KEEP_ALIVE_SECONDS` idle); any other answer, or
+    one the application marks ``Connection: close``, closes it as before.
+    """
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            headers = list(message.get("headers", ()))
+            names = {name.lower() for name, _ in headers}
+            body_end_known = (b"content-length" in names or self.scope["method"] == "HEAD"
+                              or message["status"] in (204, 304))
+            if body_end_known and b"connection" not in names and self.keep_alive:
+                message = {**message, "headers": [*headers, (b"connection", b"keep-alive")]}
+            elif b"connection" not in names:
+                self.keep_alive = False  # uvicorn answers "connection: close" and closes
+        await super().send(message)
 
 
 class Supervisor(Multiprocess):
