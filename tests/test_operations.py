@@ -430,6 +430,68 @@ def test_oversized_request_head_is_refused(server):
     assert httpx.get(server.url + "/v2/", headers=headers).status_code == 401
 
 
+def _connections_per_worker(server) -> list[int]:  # type: ignore[no-untyped-def]
+    """Established TCP connections to the server's port held by each worker process (from
+    /proc: the workers' socket descriptors matched to /proc/net/tcp's rows)."""
+    port = int(server.host.split(":")[1])
+    established = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])
+    children = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
+    counts = []
+    for pid in children:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        sockets = {link[8:-1] for link in links if link.startswith("socket:[")}
+        if "multiprocessing.resource_tracker" in open(f"/proc/{pid}/cmdline").read():
+            continue
+        counts.append(len(sockets & established))
+    return sorted(counts, reverse=True)
+
+
+def test_workers_get_equal_shares_of_the_connections(tmp_path, fresh_database_url):
+    """With worker processes the supervisor accepts each connection and hands it to the worker
+    serving the fewest: 8 connections opened one after another, each with a request, are
+    served 4 and 4 (with a shared listening socket they could all land on one worker); a
+    closed connection frees its worker's share; a killed worker is replaced and the survivors
+    keep serving."""
+    server = start_server(tmp_path / "data", fresh_database_url, {"MOORAGE_WORKERS": "2"})
+    try:
+        token = server.token()
+        clients = []
+        for _ in range(8):
+            client = httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30)
+            assert client.get("/v2/").status_code == 200
+            clients.append(client)
+        assert _connections_per_worker(server) == [4, 4]
+        for client in clients[:4]:  # whichever workers these were on, 4 more even it out
+            client.close()
+        time.sleep(0.5)
+        for _ in range(4):
+            client = httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30)
+            assert client.get("/v2/").status_code == 200
+            clients.append(client)
+        assert _connections_per_worker(server) == [4, 4]
+        for client in clients:
+            client.close()
+        children = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
+        workers = [pid for pid in children
+                   if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+        assert len(workers) == 2
+        os.kill(int(workers[0]), signal.SIGKILL)
+        for _ in range(10):  # served throughout: by the survivor, then by the replacement too
+            with httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30) as client:
+                assert client.get("/v2/").status_code == 200
+            time.sleep(0.5)
+        assert server.process.poll() is None
+    finally:
+        stop_server(server)
+
+
 def test_new_connections_are_refused_during_graceful_shutdown(tmp_path, fresh_database_url):
     """With worker processes, once SIGTERM arrives new connections are refused at once (a load
     balancer moves on) while a request in flight finishes."""

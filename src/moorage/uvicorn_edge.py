@@ -1,14 +1,17 @@
-"""Moorage's HTTP edge on uvicorn (httptools, uvloop): the settings and the two small extensions
-that make uvicorn fit a registry.
+"""Moorage's HTTP edge on uvicorn (httptools, uvloop): the settings and the extensions that make
+uvicorn fit a registry.
 
 - :class:`BoundedHeadersProtocol`: httptools sets no limit on the size of a request's head, and
   joins header pieces by repeated concatenation, so one client sending a header of a hundred
   MiB holds a worker for seconds and its memory for good. Heads longer than
   :data:`MAX_HEAD_BYTES` are refused with 431 and the connection closed.
-- :class:`Supervisor`: uvicorn's worker supervisor keeps the listening socket open until every
-  worker has exited, so connections made during a graceful shutdown wait unanswered and are
-  then reset. The supervisor closes its socket as soon as it is told to stop, so they are
-  refused at once (a load balancer moves on) while the workers finish the requests in flight.
+- :class:`Supervisor`: with uvicorn's worker supervisor the workers race to accept on one
+  shared listening socket, and the one that has just answered tends to win, so a few busy
+  connections can all land on one worker while the other idles. Moorage's supervisor accepts
+  every connection itself and hands it to the worker holding the fewest (:class:`HandedServer`).
+  It also closes its listening socket as soon as it is told to stop (uvicorn's keeps it open
+  until every worker has exited, so connections made then wait unanswered and are reset), so
+  they are refused at once (a load balancer moves on) while the workers finish their requests.
 - :class:`PersistentHttp10Cycle`: uvicorn closes every HTTP/1.0 connection after one answer,
   even when the client asks to keep it (``Connection: keep-alive``, RFC 9112 Appendix C.2.2),
   as ApacheBench and older proxies do; Moorage keeps such a connection open when the answer's
@@ -20,14 +23,19 @@ that make uvicorn fit a registry.
 
 from __future__ import annotations
 
+import asyncio
+import selectors
 import signal
+import socket
 import sys
+import threading
 from typing import Any
 
 import structlog
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http import h11_impl, httptools_impl
+from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 # Longest request line plus headers accepted, in bytes: Go's net/http default, which CNCF
@@ -149,9 +157,195 @@ class PersistentHttp10Cycle(httptools_impl.RequestResponseCycle):
         await super().send(message)
 
 
+# Set in a worker process that receives its connections from the supervisor (HandedServer):
+# called when one of them closes, so the supervisor can count each worker's connections.
+_connection_closed: Any = None
+
+
+class HandedConnectionsProtocol(BoundedHeadersProtocol):
+    """:class:`BoundedHeadersProtocol` that tells the supervisor when its connection closes."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if _connection_closed is not None:
+            _connection_closed()
+
+
+class HandedServer(uvicorn.Server):
+    """A worker's uvicorn server that serves the connections its supervisor accepted and handed
+    over a Unix socket (``SCM_RIGHTS``), instead of accepting from a shared listening socket."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+        super().__init__(config)
+        self.channel = channel
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        global _connection_closed
+        await super().startup(sockets=[])  # the lifespan; no listening socket
+        loop = asyncio.get_running_loop()
+        self.channel.setblocking(False)
+
+        def closed() -> None:
+            try:
+                self.channel.send(b".")
+            except OSError:  # the supervisor is gone or the channel is full: counts drift
+                pass
+
+        _connection_closed = closed
+        loop.add_reader(self.channel.fileno(), self._receive, loop)
+
+    def _receive(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            data, fds, _flags, _address = socket.recv_fds(self.channel, 64, 64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        if not data:  # the supervisor closed the channel: it is stopping
+            loop.remove_reader(self.channel.fileno())
+            return
+        for fd in fds:
+            connection = socket.socket(fileno=fd)
+            if self.should_exit:
+                connection.close()
+                continue
+            connection.setblocking(False)
+            loop.create_task(loop.connect_accepted_socket(self._protocol, connection))
+
+    def _protocol(self) -> asyncio.Protocol:
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.channel.fileno())
+        await super().shutdown(sockets=[])
+
+
+class HandedProcess(multiprocess.Process):
+    """uvicorn's worker process, running a :class:`HandedServer` on ``channel``."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+        super().__init__(config, [channel])
+        self._channel: socket.socket | None = channel
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_channel"] = None  # the child gets it as the target's argument
+        return state
+
+    def start(self) -> None:
+        """Start the process, then close this process's copy of the child's channel end (the
+        child received a duplicate while starting)."""
+        super().start()
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    @property
+    def server(self) -> uvicorn.Server:
+        """The worker's server (in the worker process; uvicorn's health check reads it)."""
+        assert self._server is not None
+        return self._server
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover
+        assert sockets, "the channel"
+        self._server = HandedServer(self.config, sockets[0])
+        threading.Thread(target=self.always_pong, daemon=True).start()
+        self._server.run()
+
+
 class Supervisor(Multiprocess):
-    """uvicorn's worker supervisor, closing its listening sockets first when told to stop
-    (SIGTERM, SIGINT); the workers close theirs as they begin their graceful shutdown."""
+    """uvicorn's worker supervisor that accepts connections itself and hands each to the
+    worker serving the fewest, closing its listening socket first when told to stop (SIGTERM,
+    SIGINT); the workers finish their connections in their graceful shutdown.
+
+    With one shared listening socket the workers race to accept, and the one that has just
+    answered tends to win: 8 connections opened one after another could all land on one
+    worker of two, which then set the rate while the other idled (docs/performance.md).
+    Each connection stays with the worker it was handed to; a worker reports each closed
+    connection with one byte on its channel.
+    """
+
+    def __init__(self, config: uvicorn.Config, listener: socket.socket) -> None:
+        super().__init__(config, sockets=[listener])
+        self.listener = listener
+        listener.listen(config.backlog)
+        listener.setblocking(False)
+        self._lock = threading.Lock()
+        self._channels: dict[socket.socket, int] = {}  # parent end → connections handed
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ)
+        supervisor = self
+
+        def new_process(config: uvicorn.Config, sockets: list[socket.socket]) -> HandedProcess:
+            return supervisor._new_worker(config)
+
+        multiprocess.Process = new_process  # type: ignore[misc,assignment]  # uvicorn's restarts too
+        threading.Thread(target=self._hand_over, name="moorage-accept", daemon=True).start()
+
+    def _new_worker(self, config: uvicorn.Config) -> HandedProcess:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        process = HandedProcess(config, theirs)
+        with self._lock:
+            self._channels[ours] = 0
+        self._selector.register(ours, selectors.EVENT_READ)
+        return process
+
+    def _hand_over(self) -> None:
+        while not self.should_exit.is_set():
+            try:
+                ready = self._selector.select(timeout=0.5)
+            except (OSError, ValueError):  # the listener was closed: stopping
+                return
+            for key, _events in ready:
+                if key.fileobj is self.listener:
+                    self._accept()
+                else:
+                    self._count_closed(key.fileobj)  # type: ignore[arg-type]
+
+    def _accept(self) -> None:
+        try:
+            connection, _address = self.listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:  # closed: stopping
+            return
+        with connection:
+            while True:
+                with self._lock:
+                    if not self._channels:
+                        return  # no worker: the client sees the connection closed
+                    channel = min(self._channels, key=self._channels.__getitem__)
+                try:
+                    socket.send_fds(channel, [b"c"], [connection.fileno()])
+                except OSError:  # that worker is gone
+                    self._forget(channel)
+                    continue
+                with self._lock:
+                    self._channels[channel] = self._channels.get(channel, 0) + 1
+                return
+
+    def _count_closed(self, channel: socket.socket) -> None:
+        try:
+            data = channel.recv(4096)
+        except OSError:
+            data = b""
+        if not data:  # the worker exited
+            self._forget(channel)
+            return
+        with self._lock:
+            if channel in self._channels:
+                self._channels[channel] = max(0, self._channels[channel] - len(data))
+
+    def _forget(self, channel: socket.socket) -> None:
+        with self._lock:
+            self._channels.pop(channel, None)
+        try:
+            self._selector.unregister(channel)
+        except (KeyError, ValueError):
+            pass
+        channel.close()
 
     def handle_term(self) -> None:
         self._stop_listening()
@@ -162,8 +356,11 @@ class Supervisor(Multiprocess):
         super().handle_int()
 
     def _stop_listening(self) -> None:
-        for sock in self.sockets:
-            sock.close()
+        try:
+            self._selector.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+        self.listener.close()
 
 
 def buffer_request_bodies() -> None:
@@ -188,11 +385,12 @@ def serve(app_factory: str, host: str, port: int, workers: int, graceful_seconds
     """
     config = uvicorn.Config(
         app_factory, factory=True, host=host, port=port, workers=workers,
-        http=BoundedHeadersProtocol, log_config=None, log_level="warning", access_log=False,
+        http=HandedConnectionsProtocol if workers > 1 else BoundedHeadersProtocol,
+        log_config=None, log_level="warning", access_log=False,
         server_header=False, proxy_headers=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=graceful_seconds)
     if workers > 1:
-        supervisor = Supervisor(config, sockets=[config.bind_socket()])
+        supervisor = Supervisor(config, config.bind_socket())
         supervisor.run()
         if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
             raise SystemExit(STARTUP_FAILURE)
