@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import scenarios as sc
-from benchmarks.servers import (Target, make_root, start_distribution, start_moorage, start_moto,
-                                distribution_binary)
+from benchmarks.servers import (Target, distribution_binary, file_create_cost, make_root,
+                                start_distribution, start_moorage, start_moto)
 from benchmarks.workload import Blob, MiB
+
+# Above this many CPU-µs to create a file in the working directory, the harness warns.
+SLOW_FILE_CREATE_US = 300
 
 SCALES = {
     "full": {"runs": 6, "hot_runs": 4, "blob_mib": 128, "pull_reps": 4, "pull8_reps": 1, "small_images": 60,
@@ -271,6 +274,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help=f"comma-separated scenarios: {','.join(names)}")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--root", type=Path, help="where to make the servers' working directory "
+                        "(default: $TMPDIR or /tmp)")
     parser.add_argument("--moorage-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the Moorage server (repeatable)")
     parser.add_argument("--moorage-arg", action="append", default=[], metavar="ARG",
@@ -298,8 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     if "hot" in args.selected and shutil.which("ab") is None:
         print("ab is missing: install it with `apt-get install apache2-utils`", file=sys.stderr)
         return 2
-    root = make_root()
-    bench.log(f"working directory {root}")
+    root = make_root(args.root)
+    info["file_create_us"] = round(file_create_cost(root), 1)
+    bench.log(f"working directory {root}; creating a file there costs {info['file_create_us']} "
+              "CPU-µs")
+    if info["file_create_us"] > SLOW_FILE_CREATE_US:
+        bench.log(f"warning: creating files in {root.parent} is slow on this machine; every push "
+                  "pays it (try --root on another directory)")
     extra_env = dict(item.split("=", 1) for item in args.moorage_env)
     status = 0
     try:

@@ -350,5 +350,22 @@ def start_moto(root: Path) -> Target:
     return target
 
 
-def make_root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="moorage-bench-"))
+def make_root(parent: Path | None = None) -> Path:
+    """A new working directory for the servers' data, in ``parent`` (default: the system's
+    temporary directory, ``$TMPDIR`` or ``/tmp``)."""
+    return Path(tempfile.mkdtemp(prefix="moorage-bench-", dir=parent))
+
+
+def file_create_cost(directory: Path, files: int = 200) -> float:
+    """CPU microseconds (user + system) to create and close one empty file in ``directory``,
+    the mean over ``files`` files (removed afterwards). Both servers create several files per
+    pushed blob, so a directory where this is slow slows both (seen: ext4 ``/tmp`` at 1.1 ms
+    against 20–80 µs elsewhere on the same disk)."""
+    probe = Path(tempfile.mkdtemp(prefix="create-cost-", dir=directory))
+    try:
+        started = time.process_time()
+        for number in range(files):
+            os.close(os.open(probe / str(number), os.O_CREAT | os.O_WRONLY, 0o600))
+        return (time.process_time() - started) / files * 1e6
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
