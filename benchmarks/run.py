@@ -31,8 +31,8 @@ SLOW_FILE_CREATE_US = 300
 
 SCALES = {
     "full": {"runs": 6, "hot_runs": 4, "blob_mib": 128, "pull_reps": 4, "pull8_reps": 1, "small_images": 60,
-             "small_images8": 12, "ab_seconds": 10, "tags_reps": 40, "ecr_puts": 200,
-             "ecr_reps": 3, "memory_mib": 1024},
+             "small_images8": 12, "ab_seconds": 10, "tags_reps": 40, "ecr_puts": 500,
+             "ecr_reps": 5, "memory_mib": 1024},
     "quick": {"runs": 2, "hot_runs": 2, "blob_mib": 128, "pull_reps": 2, "pull8_reps": 1, "small_images": 30,
               "small_images8": 6, "ab_seconds": 3, "tags_reps": 20, "ecr_puts": 100,
               "ecr_reps": 2, "memory_mib": 1024},
