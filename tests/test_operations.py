@@ -430,64 +430,153 @@ def test_oversized_request_head_is_refused(server):
     assert httpx.get(server.url + "/v2/", headers=headers).status_code == 401
 
 
-def _connections_per_worker(server) -> list[int]:  # type: ignore[no-untyped-def]
-    """Established TCP connections to the server's port held by each worker process (from
-    /proc: the workers' socket descriptors matched to /proc/net/tcp's rows)."""
+def _workers(server) -> list[int]:  # type: ignore[no-untyped-def]
+    """The pids of the server's worker processes (its children but multiprocessing's tracker)."""
+    children = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
+    return [int(pid) for pid in children
+            if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+
+
+def _client_ports_per_worker(server) -> dict[int, set[int]]:  # type: ignore[no-untyped-def]
+    """Worker pid → the client ports of the established TCP connections it holds (from /proc:
+    the workers' socket descriptors matched to /proc/net/tcp's rows)."""
     port = int(server.host.split(":")[1])
-    established = set()
+    client_port_of = {}
     for line in open("/proc/net/tcp").read().splitlines()[1:]:
         fields = line.split()
         if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
-            established.add(fields[9])
-    children = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
-    counts = []
-    for pid in children:
+            client_port_of[fields[9]] = int(fields[2].split(":")[1], 16)
+    held = {}
+    for pid in _workers(server):
         try:
             links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
             continue
-        sockets = {link[8:-1] for link in links if link.startswith("socket:[")}
-        if "multiprocessing.resource_tracker" in open(f"/proc/{pid}/cmdline").read():
-            continue
-        counts.append(len(sockets & established))
-    return sorted(counts, reverse=True)
+        inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+        held[pid] = {client_port_of[inode] for inode in inodes if inode in client_port_of}
+    return held
+
+
+def _connect(server, token: str):  # type: ignore[no-untyped-def]
+    """A new connection to the server that has been answered one request (``GET /v2/``)."""
+    import socket
+
+    host, port = server.host.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    credentials = base64.b64encode(f"AWS:{token}".encode())
+    sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + credentials
+                 + b"\r\n\r\n")
+    head, _ = _read_answer(sock)
+    assert head.startswith(b"http/1.1 200 "), head
+    return sock
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has wholly exited: gone, or a zombie with no thread left but its
+    main one (which shows as a zombie while the others still hold the descriptors)."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        return state == "Z" and os.listdir(f"/proc/{pid}/task") == [str(pid)]
+    except OSError:
+        return True
+
+
+def _wait_for(condition, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _wait_until_every_worker_serves(server, token: str) -> None:  # type: ignore[no-untyped-def]
+    """Open connections until every worker holds one (a worker gets none before it is ready),
+    then close them all and wait until the workers hold none."""
+    opened = []
+    try:
+        def every_worker_serves() -> bool:
+            opened.append(_connect(server, token))
+            held = _client_ports_per_worker(server)
+            return len(held) == 2 and all(held.values())
+
+        _wait_for(every_worker_serves, 60)
+    finally:
+        for sock in opened:
+            sock.close()
+    _wait_for(lambda: not any(_client_ports_per_worker(server).values()))
+    time.sleep(0.3)  # the closes reach the supervisor
 
 
 def test_workers_get_equal_shares_of_the_connections(tmp_path, fresh_database_url):
-    """With worker processes the supervisor accepts each connection and hands it to the worker
-    serving the fewest: 8 connections opened one after another, each with a request, are
-    served 4 and 4 (with a shared listening socket they could all land on one worker); a
-    closed connection frees its worker's share; a killed worker is replaced and the survivors
-    keep serving."""
+    """With worker processes the supervisor accepts each connection and hands it to the ready
+    worker serving the fewest: 8 connections opened one after another, each with a request,
+    are served 4 and 4 (with a shared listening socket they could all land on one worker);
+    connections closed on one worker free its share, so the next ones go there; a killed
+    worker's replacement gets connections once it is ready, and the survivor serves
+    meanwhile."""
+    server = start_server(tmp_path / "data", fresh_database_url, {"MOORAGE_WORKERS": "2"})
+    connections = []
+    try:
+        token = server.token()
+        _wait_until_every_worker_serves(server, token)
+        connections += [_connect(server, token) for _ in range(8)]
+        held = _client_ports_per_worker(server)
+        assert sorted(map(len, held.values())) == [4, 4]
+        first, second = sorted(held)
+        for sock in [c for c in connections if c.getsockname()[1] in held[first]]:
+            sock.close()  # all four of the first worker's
+            connections.remove(sock)
+        _wait_for(lambda: not _client_ports_per_worker(server)[first])
+        time.sleep(0.3)  # the closes reach the supervisor
+        new = [_connect(server, token) for _ in range(4)]
+        connections += new
+        held = _client_ports_per_worker(server)
+        assert held[first] == {sock.getsockname()[1] for sock in new}  # not 2 and 2
+        assert len(held[second]) == 4
+
+        os.kill(first, signal.SIGKILL)
+        _wait_for(lambda: _exited(first))
+        assert _connect(server, token)  # the survivor serves while the replacement starts
+        _wait_for(lambda: len(_workers(server)) == 2 and first not in _workers(server))
+        replacement = next(pid for pid in _workers(server) if pid != second)
+
+        def replacement_served() -> bool:
+            sock = _connect(server, token)
+            connections.append(sock)
+            return sock.getsockname()[1] in _client_ports_per_worker(server).get(replacement, ())
+
+        _wait_for(replacement_served, 60)
+        assert server.process.poll() is None
+    finally:
+        for sock in connections:
+            sock.close()
+        stop_server(server)
+
+
+def test_connections_are_answered_while_workers_restart(tmp_path, fresh_database_url):
+    """SIGHUP makes uvicorn's supervisor replace each worker in turn; a stopping worker is
+    handed no new connection and a starting one none until it is ready, so every request made
+    meanwhile on a new connection is answered."""
     server = start_server(tmp_path / "data", fresh_database_url, {"MOORAGE_WORKERS": "2"})
     try:
         token = server.token()
-        clients = []
-        for _ in range(8):
-            client = httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30)
-            assert client.get("/v2/").status_code == 200
-            clients.append(client)
-        assert _connections_per_worker(server) == [4, 4]
-        for client in clients[:4]:  # whichever workers these were on, 4 more even it out
-            client.close()
-        time.sleep(0.5)
-        for _ in range(4):
-            client = httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30)
-            assert client.get("/v2/").status_code == 200
-            clients.append(client)
-        assert _connections_per_worker(server) == [4, 4]
-        for client in clients:
-            client.close()
-        children = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
-        workers = [pid for pid in children
-                   if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
-        assert len(workers) == 2
-        os.kill(int(workers[0]), signal.SIGKILL)
-        for _ in range(10):  # served throughout: by the survivor, then by the replacement too
-            with httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30) as client:
-                assert client.get("/v2/").status_code == 200
-            time.sleep(0.5)
-        assert server.process.poll() is None
+        before = set(_workers(server))
+        answered, failed = 0, []
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with httpx.Client(base_url=server.url, auth=("AWS", token), timeout=30) as client:
+                    status = client.get("/v2/").status_code
+                    answered += status == 200
+                    if status != 200:
+                        failed.append(status)
+            except httpx.HTTPError as error:
+                failed.append(repr(error))
+            workers = set(_workers(server))
+            if len(workers) == 2 and not workers & before:
+                break
+        assert not set(_workers(server)) & before, "the workers were not replaced"
+        assert failed == [] and answered > 10
     finally:
         stop_server(server)
 
@@ -581,20 +670,25 @@ def test_request_head_limit_counts_heads_and_trailers_not_bodies(server, http, r
     assert rest[len(content):].startswith(b"HTTP/1.1 431 ")
 
 
-def _read_answer(sock) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
-    """One HTTP answer with a Content-Length (or none, for HEAD) read off ``sock``: (head, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed mid-answer: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+def _read_answer(sock, head_request: bool = False) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
+    """One HTTP answer read off ``sock`` and nothing of the next: (head in lower case, body of
+    Content-Length bytes, none for a HEAD request)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"connection closed mid-answer: {head!r}"
+        head += byte
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length" and not head.startswith(b"HEAD"):
+        if name.strip().lower() == b"content-length" and not head_request:
             length = int(value)
-    return head.lower(), body
+    body = b""
+    while len(body) < length:
+        chunk = sock.recv(length - len(body))
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return head[:-4].lower(), body
 
 
 def test_http10_connection_is_kept_alive_when_asked(server, http, repository):
@@ -613,9 +707,7 @@ def test_http10_connection_is_kept_alive_when_asked(server, http, repository):
             sock.sendall(f"{method} /v2/{repository}/manifests/kept HTTP/1.0\r\n".encode()
                          + b"Connection: Keep-Alive\r\nAccept: " + OCI_MANIFEST.encode()
                          + b"\r\nAuthorization: Basic " + credentials + b"\r\n\r\n")
-            head, body = _read_answer(sock)
-            if method == "GET" and len(body) < len(manifest):
-                body += sock.recv(65536)
+            head, body = _read_answer(sock, head_request=method == "HEAD")
             assert head.startswith(b"http/1.1 200 ") and b"\r\nconnection: keep-alive" in head
             assert body == (manifest if method == "GET" else b"")
         sock.sendall(b"GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")  # an error answer
@@ -627,10 +719,13 @@ def test_http10_connection_is_kept_alive_when_asked(server, http, repository):
     assert answer.endswith(b'{"status":"ok"}')
 
 
-def test_http10_keep_alive_closes_when_the_answer_has_no_length():
-    """An answer whose end an HTTP/1.0 client could know only by the connection closing (no
-    Content-Length), or one the application marks ``Connection: close``, closes the
-    connection even when the client asked to keep it."""
+def test_http10_keep_alive_only_when_framing_allows():
+    """On HTTP/1.0 the connection is kept only when the client asks (``keep-alive`` and no
+    ``close``), the request has no Transfer-Encoding (faulty framing on 1.0: what follows it is
+    not read as a request, RFC 9112 §6.1) and the answer's end is known without closing (a
+    Content-Length, whatever Connection header the application sets); pipelined requests on a
+    kept connection are answered in order; a 1.0 client's ``Expect: 100-continue`` gets no
+    interim answer (RFC 9110 §10.1.1)."""
     import asyncio
     import socket
 
@@ -641,27 +736,57 @@ def test_http10_keep_alive_closes_when_the_answer_has_no_length():
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
             return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
         headers = [(b"content-type", b"text/plain")]
+        answer = b"ok " + scope["path"].encode() + b" " + body
         if scope["path"] == "/close":
-            headers += [(b"content-length", b"2"), (b"connection", b"close")]
+            headers.append((b"connection", b"close"))
+        if scope["path"] == "/own-keep-alive":
+            headers.append((b"connection", b"keep-alive"))
+        if scope["path"] not in ("/streamed", "/own-keep-alive"):
+            headers.append((b"content-length", str(len(answer)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+        await send({"type": "http.response.body", "body": answer, "more_body": False})
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                           http=BoundedHeadersProtocol, lifespan="off"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
+
+    def exchange(request: bytes) -> bytes:
+        """Everything answered to ``request`` until the server closes the connection."""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request)
+            return _read_all(sock)
+
     try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for path in ("/streamed", "/close"):
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(f"GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode())
-                answer = _read_all(sock)  # ends: the server closed the connection
-            assert answer.startswith(b"HTTP/1.1 200 ") and b"keep-alive" not in answer
-            assert answer.count(b"connection: close") == 1
+        _wait_for(lambda: server.started, 10)
+        for path in ("/streamed", "/close", "/own-keep-alive"):
+            answer = exchange(f"GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode())
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"ok " + path.encode() in answer
+            assert answer.count(b"connection: close") == 1  # and the connection closed
+        answer = exchange(b"GET /ok HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+                          b"GET /second HTTP/1.0\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 200 ") == 1 and b"connection: close" in answer
+        smuggled = (b"POST /ok HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked"
+                    b"\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.0\r\n\r\n")
+        answer = exchange(smuggled)
+        assert answer.count(b"HTTP/1.1 200 ") == 1 and b"/smuggled" not in answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                         b"POST /ok HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Length: 4\r\n"
+                         b"Expect: 100-continue\r\n\r\nbody")
+            first_head, first = _read_answer(sock)
+            second_head, second = _read_answer(sock)
+        assert first_head.startswith(b"http/1.1 200 ") and first == b"ok /ok "
+        assert second_head.startswith(b"http/1.1 200 ") and second == b"ok /ok body"
+        assert b"connection: keep-alive" in first_head and b"connection: keep-alive" in second_head
     finally:
         server.should_exit = True
         thread.join(10)

@@ -89,8 +89,11 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
         self._in_head, self._head_bytes = False, 0
         previous = self.cycle
         super().on_headers_complete()
-        if (self.cycle is not previous and self.parser.get_http_version() == "1.0"
-                and self.parser.should_keep_alive()):  # HTTP/1.0 with Connection: keep-alive
+        if self.cycle is previous or self.parser.get_http_version() != "1.0":
+            return
+        # RFC 9110 §10.1.1: a 100-continue expectation from an HTTP/1.0 client is ignored.
+        self.cycle.waiting_for_100_continue = False
+        if _http10_asks_to_keep_alive(self.headers):
             self.cycle.__class__ = PersistentHttp10Cycle
             self.cycle.keep_alive = True
 
@@ -150,12 +153,32 @@ class PersistentHttp10Cycle(httptools_impl.RequestResponseCycle):
             names = {name.lower() for name, _ in headers}
             body_end_known = (b"content-length" in names or self.scope["method"] == "HEAD"
                               or message["status"] in (204, 304))
-            if body_end_known and b"connection" not in names and self.keep_alive:
-                message = {**message, "headers": [*headers, (b"connection", b"keep-alive")]}
-            elif b"connection" not in names:
+            if not body_end_known:
                 self.keep_alive = False  # uvicorn answers "connection: close" and closes
+            elif b"connection" not in names and self.keep_alive:
+                headers.append((b"connection", b"keep-alive"))
+            message = {**message, "headers": headers}
         await super().send(message)
 
+
+def _http10_asks_to_keep_alive(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether an HTTP/1.0 request may keep its connection: a ``keep-alive`` connection
+    option and no ``close`` (RFC 9112 §9.3, Appendix C.2.2), and no Transfer-Encoding (an
+    HTTP/1.0 message with one has faulty framing; the connection must close after it, RFC 9112
+    §6.1). ``headers``: the request's (lower-case name, value) pairs."""
+    options: set[bytes] = set()
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return False
+        if name == b"connection":
+            options.update(option.strip().lower() for option in value.split(b","))
+    return b"keep-alive" in options and b"close" not in options
+
+
+# What a worker tells its supervisor over its channel, one byte each.
+READY = b"r"  # started (lifespan done): hand me connections
+CLOSED = b"."  # one connection handed to me has closed
+STOPPING = b"s"  # shutting down: hand me nothing more
 
 # Set in a worker process that receives its connections from the supervisor (HandedServer):
 # called when one of them closes, so the supervisor can count each worker's connections.
@@ -173,7 +196,11 @@ class HandedConnectionsProtocol(BoundedHeadersProtocol):
 
 class HandedServer(uvicorn.Server):
     """A worker's uvicorn server that serves the connections its supervisor accepted and handed
-    over a Unix socket (``SCM_RIGHTS``), instead of accepting from a shared listening socket."""
+    over a Unix socket (``SCM_RIGHTS``), instead of accepting from a shared listening socket.
+
+    It tells the supervisor :data:`READY` once started, :data:`CLOSED` for each connection
+    that closes and :data:`STOPPING` when its shutdown begins; when the supervisor's end of the
+    channel closes (the supervisor died), it shuts down."""
 
     def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
         super().__init__(config)
@@ -182,17 +209,19 @@ class HandedServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         global _connection_closed
         await super().startup(sockets=[])  # the lifespan; no listening socket
+        if self.should_exit:  # the lifespan failed
+            return
         loop = asyncio.get_running_loop()
         self.channel.setblocking(False)
-
-        def closed() -> None:
-            try:
-                self.channel.send(b".")
-            except OSError:  # the supervisor is gone or the channel is full: counts drift
-                pass
-
-        _connection_closed = closed
+        _connection_closed = lambda: self._tell(CLOSED)  # noqa: E731
         loop.add_reader(self.channel.fileno(), self._receive, loop)
+        self._tell(READY)
+
+    def _tell(self, message: bytes) -> None:
+        try:
+            self.channel.send(message)
+        except OSError:  # the supervisor is gone, or the channel is full: counts drift
+            pass
 
     def _receive(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -201,22 +230,33 @@ class HandedServer(uvicorn.Server):
             return
         except OSError:
             data, fds = b"", []
-        if not data:  # the supervisor closed the channel: it is stopping
+        if not data:  # the supervisor is gone: no more connections will come
             loop.remove_reader(self.channel.fileno())
+            self.should_exit = True
             return
-        for fd in fds:
+        for fd in fds:  # served even once shutting down: the shutdown waits for their requests
             connection = socket.socket(fileno=fd)
-            if self.should_exit:
-                connection.close()
-                continue
             connection.setblocking(False)
-            loop.create_task(loop.connect_accepted_socket(self._protocol, connection))
+            loop.create_task(self._serve_connection(loop, connection))
+
+    async def _serve_connection(self, loop: asyncio.AbstractEventLoop,
+                                connection: socket.socket) -> None:
+        try:
+            await loop.connect_accepted_socket(self._protocol, connection)
+        except Exception:  # noqa: BLE001 (the connection could not be set up: it counts as closed)
+            log.warning("http.handed_connection_failed", exc_info=True)
+            connection.close()
+            self._tell(CLOSED)
 
     def _protocol(self) -> asyncio.Protocol:
         return self.config.http_protocol_class(  # type: ignore[call-arg]
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Tell the supervisor to hand nothing more; connections it handed before reading that
+        are still served (``_receive`` runs until the server's own shutdown closes them)."""
+        self._tell(STOPPING)
+        await asyncio.sleep(0.05)  # let connections already on their way arrive
         loop = asyncio.get_running_loop()
         loop.remove_reader(self.channel.fileno())
         await super().shutdown(sockets=[])
@@ -257,14 +297,15 @@ class HandedProcess(multiprocess.Process):
 
 class Supervisor(Multiprocess):
     """uvicorn's worker supervisor that accepts connections itself and hands each to the
-    worker serving the fewest, closing its listening socket first when told to stop (SIGTERM,
-    SIGINT); the workers finish their connections in their graceful shutdown.
+    ready worker serving the fewest, closing its listening socket first when told to stop
+    (SIGTERM, SIGINT); the workers finish their connections in their graceful shutdown.
 
     With one shared listening socket the workers race to accept, and the one that has just
     answered tends to win: 8 connections opened one after another could all land on one
     worker of two, which then set the rate while the other idled (docs/performance.md).
-    Each connection stays with the worker it was handed to; a worker reports each closed
-    connection with one byte on its channel.
+    Each connection stays with the worker it was handed to. A worker is handed connections
+    from its :data:`READY` until its :data:`STOPPING` (or its exit); while no worker is ready
+    (at start, or all restarting) connections wait in the listening socket's backlog.
     """
 
     def __init__(self, config: uvicorn.Config, listener: socket.socket) -> None:
@@ -273,9 +314,12 @@ class Supervisor(Multiprocess):
         listener.listen(config.backlog)
         listener.setblocking(False)
         self._lock = threading.Lock()
-        self._channels: dict[socket.socket, int] = {}  # parent end → connections handed
+        self._connections: dict[socket.socket, int] = {}  # our channel end → connections handed
+        self._ready: set[socket.socket] = set()  # channels of workers ready and not stopping
+        self._listening = False  # the listener is registered with the selector
+        self._stopped = False
         self._selector = selectors.DefaultSelector()
-        self._selector.register(listener, selectors.EVENT_READ)
+        self._original_process = multiprocess.Process
         supervisor = self
 
         def new_process(config: uvicorn.Config, sockets: list[socket.socket]) -> HandedProcess:
@@ -284,25 +328,47 @@ class Supervisor(Multiprocess):
         multiprocess.Process = new_process  # type: ignore[misc,assignment]  # uvicorn's restarts too
         threading.Thread(target=self._hand_over, name="moorage-accept", daemon=True).start()
 
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            multiprocess.Process = self._original_process  # type: ignore[misc]
+
     def _new_worker(self, config: uvicorn.Config) -> HandedProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.setblocking(False)
         process = HandedProcess(config, theirs)
         with self._lock:
-            self._channels[ours] = 0
+            self._connections[ours] = 0
         self._selector.register(ours, selectors.EVENT_READ)
         return process
 
     def _hand_over(self) -> None:
         while not self.should_exit.is_set():
             try:
-                ready = self._selector.select(timeout=0.5)
+                events = self._selector.select(timeout=0.5)
             except (OSError, ValueError):  # the listener was closed: stopping
                 return
-            for key, _events in ready:
+            for key, _events in events:
                 if key.fileobj is self.listener:
                     self._accept()
                 else:
-                    self._count_closed(key.fileobj)  # type: ignore[arg-type]
+                    self._read_channel(key.fileobj)  # type: ignore[arg-type]
+            self._listen_while_a_worker_is_ready()
+
+    def _listen_while_a_worker_is_ready(self) -> None:
+        with self._lock:
+            wanted = bool(self._ready) and not self._stopped
+            if wanted == self._listening:
+                return
+            try:
+                if wanted:
+                    self._selector.register(self.listener, selectors.EVENT_READ)
+                else:
+                    self._selector.unregister(self.listener)
+            except (KeyError, ValueError, OSError):
+                return
+            self._listening = wanted
 
     def _accept(self) -> None:
         try:
@@ -312,35 +378,45 @@ class Supervisor(Multiprocess):
         except OSError:  # closed: stopping
             return
         with connection:
-            while True:
-                with self._lock:
-                    if not self._channels:
-                        return  # no worker: the client sees the connection closed
-                    channel = min(self._channels, key=self._channels.__getitem__)
+            with self._lock:
+                candidates = sorted(self._ready, key=self._connections.__getitem__)
+            for channel in candidates:
                 try:
                     socket.send_fds(channel, [b"c"], [connection.fileno()])
+                except BlockingIOError:  # that worker's channel is full: try the next
+                    continue
                 except OSError:  # that worker is gone
                     self._forget(channel)
                     continue
                 with self._lock:
-                    self._channels[channel] = self._channels.get(channel, 0) + 1
+                    if channel in self._connections:
+                        self._connections[channel] += 1
                 return
+            log.warning("http.connection_dropped", reason="no worker could take it")
 
-    def _count_closed(self, channel: socket.socket) -> None:
+    def _read_channel(self, channel: socket.socket) -> None:
         try:
             data = channel.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError:
             data = b""
         if not data:  # the worker exited
             self._forget(channel)
             return
         with self._lock:
-            if channel in self._channels:
-                self._channels[channel] = max(0, self._channels[channel] - len(data))
+            if channel not in self._connections:
+                return
+            self._connections[channel] = max(0, self._connections[channel] - data.count(CLOSED))
+            if STOPPING in data:
+                self._ready.discard(channel)
+            elif READY in data:
+                self._ready.add(channel)
 
     def _forget(self, channel: socket.socket) -> None:
         with self._lock:
-            self._channels.pop(channel, None)
+            self._connections.pop(channel, None)
+            self._ready.discard(channel)
         try:
             self._selector.unregister(channel)
         except (KeyError, ValueError):
@@ -356,10 +432,14 @@ class Supervisor(Multiprocess):
         super().handle_int()
 
     def _stop_listening(self) -> None:
-        try:
-            self._selector.unregister(self.listener)
-        except (KeyError, ValueError):
-            pass
+        with self._lock:
+            self._stopped = True
+            if self._listening:
+                try:
+                    self._selector.unregister(self.listener)
+                except (KeyError, ValueError):
+                    pass
+                self._listening = False
         self.listener.close()
 
 
@@ -385,7 +465,7 @@ def serve(app_factory: str, host: str, port: int, workers: int, graceful_seconds
     """
     config = uvicorn.Config(
         app_factory, factory=True, host=host, port=port, workers=workers,
-        http=HandedConnectionsProtocol if workers > 1 else BoundedHeadersProtocol,
+        http=HandedConnectionsProtocol if workers > 1 else BoundedHeadersProtocol, ws="none",
         log_config=None, log_level="warning", access_log=False,
         server_header=False, proxy_headers=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=graceful_seconds)
