@@ -433,8 +433,14 @@ def test_oversized_request_head_is_refused(server):
 def _workers(server) -> list[int]:  # type: ignore[no-untyped-def]
     """The pids of the server's worker processes (its children but multiprocessing's tracker)."""
     children = open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()
-    return [int(pid) for pid in children
-            if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+    workers = []
+    for pid in children:
+        try:
+            if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read():
+                workers.append(int(pid))
+        except OSError:  # exited meanwhile
+            pass
+    return workers
 
 
 def _client_ports_per_worker(server) -> dict[int, set[int]]:  # type: ignore[no-untyped-def]
@@ -579,6 +585,25 @@ def test_connections_are_answered_while_workers_restart(tmp_path, fresh_database
         assert failed == [] and answered > 10
     finally:
         stop_server(server)
+
+
+def test_workers_exit_when_their_supervisor_dies(tmp_path, fresh_database_url):
+    """A worker whose supervisor is gone (killed: its end of the channel closes) gets no more
+    connections, so it shuts down instead of lingering with its database connections."""
+    server = start_server(tmp_path / "data", fresh_database_url, {"MOORAGE_WORKERS": "2"})
+    workers: list[int] = []
+    try:
+        _wait_until_every_worker_serves(server, server.token())
+        workers = _workers(server)
+        assert len(workers) == 2
+        server.process.kill()
+        server.process.wait(10)
+        _wait_for(lambda: all(_exited(pid) for pid in workers), 30)
+    finally:
+        stop_server(server)
+        for pid in workers:
+            if not _exited(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_new_connections_are_refused_during_graceful_shutdown(tmp_path, fresh_database_url):

@@ -24,11 +24,13 @@ uvicorn fit a registry.
 from __future__ import annotations
 
 import asyncio
+import errno
 import selectors
 import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 import structlog
@@ -178,17 +180,37 @@ def _http10_asks_to_keep_alive(headers: list[tuple[bytes, bytes]]) -> bool:
 # What a worker tells its supervisor over its channel, one byte each.
 READY = b"r"  # started (lifespan done): hand me connections
 CLOSED = b"."  # one connection handed to me has closed
-STOPPING = b"s"  # shutting down: hand me nothing more
+STOPPING = b"s"  # shutting down: hand me nothing more (answered by ending the channel)
+# How long a stopping worker waits for its supervisor to end the channel, seconds.
+HANDED_DRAIN_SECONDS = 2.0
+# send_fds errors that mean the worker is gone (others: try the next worker).
+_WORKER_GONE = {errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF}
+
+# How long a stopping worker waits for the first request of connections handed to it just
+# before (uvicorn's shutdown closes a connection that has not sent one), seconds.
+FIRST_REQUEST_WAIT_SECONDS = 1.0
 
 # Set in a worker process that receives its connections from the supervisor (HandedServer):
 # called when one of them closes, so the supervisor can count each worker's connections.
 _connection_closed: Any = None
+# The worker's connections whose first request head has not arrived yet.
+_awaiting_first_request: set[HandedConnectionsProtocol] = set()
 
 
 class HandedConnectionsProtocol(BoundedHeadersProtocol):
-    """:class:`BoundedHeadersProtocol` that tells the supervisor when its connection closes."""
+    """:class:`BoundedHeadersProtocol` that tells the supervisor when its connection closes,
+    and is known to its worker until its first request head has arrived."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        _awaiting_first_request.add(self)
+
+    def on_headers_complete(self) -> None:
+        _awaiting_first_request.discard(self)
+        super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        _awaiting_first_request.discard(self)
         super().connection_lost(exc)
         if _connection_closed is not None:
             _connection_closed()
@@ -199,17 +221,21 @@ class HandedServer(uvicorn.Server):
     over a Unix socket (``SCM_RIGHTS``), instead of accepting from a shared listening socket.
 
     It tells the supervisor :data:`READY` once started, :data:`CLOSED` for each connection
-    that closes and :data:`STOPPING` when its shutdown begins; when the supervisor's end of the
-    channel closes (the supervisor died), it shuts down."""
+    that closes and :data:`STOPPING` when its shutdown begins. The supervisor answers STOPPING
+    by ending its side of the channel, so everything handed before is read first; when the
+    channel ends otherwise (the supervisor died), the worker shuts down."""
 
     def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
         super().__init__(config)
         self.channel = channel
+        self._channel_ended: asyncio.Event | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         global _connection_closed
         await super().startup(sockets=[])  # the lifespan; no listening socket
-        if self.should_exit:  # the lifespan failed
+        self._channel_ended = asyncio.Event()
+        if self.should_exit:  # told to stop while starting
+            self._channel_ended.set()
             return
         loop = asyncio.get_running_loop()
         self.channel.setblocking(False)
@@ -230,10 +256,15 @@ class HandedServer(uvicorn.Server):
             return
         except OSError:
             data, fds = b"", []
-        if not data:  # the supervisor is gone: no more connections will come
+        if not data:  # STOPPING acknowledged, or the supervisor is gone: nothing more will come
             loop.remove_reader(self.channel.fileno())
             self.should_exit = True
+            assert self._channel_ended is not None
+            self._channel_ended.set()
             return
+        for _lost in range(data.count(b"c") - len(fds)):  # descriptors the kernel dropped
+            log.warning("http.handed_connection_lost", reason="no descriptor left")
+            self._tell(CLOSED)
         for fd in fds:  # served even once shutting down: the shutdown waits for their requests
             connection = socket.socket(fileno=fd)
             connection.setblocking(False)
@@ -253,12 +284,21 @@ class HandedServer(uvicorn.Server):
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Tell the supervisor to hand nothing more; connections it handed before reading that
-        are still served (``_receive`` runs until the server's own shutdown closes them)."""
-        self._tell(STOPPING)
-        await asyncio.sleep(0.05)  # let connections already on their way arrive
+        """Tell the supervisor to hand nothing more and take every connection it handed before
+        (until it ends the channel, at most :data:`HANDED_DRAIN_SECONDS`), let the newest of
+        them send their first request (at most :data:`FIRST_REQUEST_WAIT_SECONDS`), then shut
+        down as uvicorn does: requests in flight finish, idle connections close."""
         loop = asyncio.get_running_loop()
-        loop.remove_reader(self.channel.fileno())
+        if self._channel_ended is not None and not self._channel_ended.is_set():
+            self._tell(STOPPING)
+            try:
+                await asyncio.wait_for(self._channel_ended.wait(), HANDED_DRAIN_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("http.supervisor_did_not_answer_stopping")
+                loop.remove_reader(self.channel.fileno())
+        deadline = loop.time() + FIRST_REQUEST_WAIT_SECONDS
+        while _awaiting_first_request and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         await super().shutdown(sockets=[])
 
 
@@ -344,17 +384,33 @@ class Supervisor(Multiprocess):
         return process
 
     def _hand_over(self) -> None:
-        while not self.should_exit.is_set():
-            try:
-                events = self._selector.select(timeout=0.5)
-            except (OSError, ValueError):  # the listener was closed: stopping
-                return
-            for key, _events in events:
-                if key.fileobj is self.listener:
-                    self._accept()
-                else:
-                    self._read_channel(key.fileobj)  # type: ignore[arg-type]
-            self._listen_while_a_worker_is_ready()
+        try:
+            while not self.should_exit.is_set():
+                try:
+                    events = self._selector.select(timeout=0.5)
+                    for key, _events in events:
+                        if key.fileobj is self.listener:
+                            self._accept()
+                        else:
+                            self._read_channel(key.fileobj)  # type: ignore[arg-type]
+                    self._listen_while_a_worker_is_ready()
+                except Exception:  # noqa: BLE001 (never let the accept thread die)
+                    if self.should_exit.is_set():
+                        return
+                    log.exception("http.accept_thread_error")
+                    time.sleep(0.1)
+        finally:  # stopping: end every channel, so stopping workers need not wait
+            with self._lock:
+                channels = list(self._connections)
+            for channel in channels:
+                self._end_channel(channel)
+
+    @staticmethod
+    def _end_channel(channel: socket.socket) -> None:
+        try:
+            channel.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def _listen_while_a_worker_is_ready(self) -> None:
         with self._lock:
@@ -371,6 +427,10 @@ class Supervisor(Multiprocess):
             self._listening = wanted
 
     def _accept(self) -> None:
+        with self._lock:
+            candidates = sorted(self._ready, key=self._connections.__getitem__)
+        if not candidates:  # the connection waits in the backlog for a ready worker
+            return
         try:
             connection, _address = self.listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -378,15 +438,16 @@ class Supervisor(Multiprocess):
         except OSError:  # closed: stopping
             return
         with connection:
-            with self._lock:
-                candidates = sorted(self._ready, key=self._connections.__getitem__)
             for channel in candidates:
                 try:
                     socket.send_fds(channel, [b"c"], [connection.fileno()])
                 except BlockingIOError:  # that worker's channel is full: try the next
                     continue
-                except OSError:  # that worker is gone
-                    self._forget(channel)
+                except OSError as error:
+                    if error.errno in _WORKER_GONE:
+                        self._forget(channel)
+                    else:
+                        log.warning("http.hand_off_failed", error=str(error))
                     continue
                 with self._lock:
                     if channel in self._connections:
@@ -408,10 +469,13 @@ class Supervisor(Multiprocess):
             if channel not in self._connections:
                 return
             self._connections[channel] = max(0, self._connections[channel] - data.count(CLOSED))
-            if STOPPING in data:
+            stopping = STOPPING in data
+            if stopping:
                 self._ready.discard(channel)
             elif READY in data:
                 self._ready.add(channel)
+        if stopping:  # nothing more will be sent on it: say so, after all sent before
+            self._end_channel(channel)
 
     def _forget(self, channel: socket.socket) -> None:
         with self._lock:
@@ -423,6 +487,12 @@ class Supervisor(Multiprocess):
             pass
         channel.close()
 
+    def terminate_all(self) -> None:
+        """Stop listening, then stop the workers (also when uvicorn stops on its own, e.g.
+        a worker that could not start)."""
+        self._stop_listening()
+        super().terminate_all()
+
     def handle_term(self) -> None:
         self._stop_listening()
         super().handle_term()
@@ -433,6 +503,8 @@ class Supervisor(Multiprocess):
 
     def _stop_listening(self) -> None:
         with self._lock:
+            if self._stopped:
+                return
             self._stopped = True
             if self._listening:
                 try:
