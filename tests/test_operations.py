@@ -587,6 +587,88 @@ def test_connections_are_answered_while_workers_restart(tmp_path, fresh_database
         stop_server(server)
 
 
+def _handed_worker(channel):  # type: ignore[no-untyped-def]
+    """A :class:`HandedServer` on ``channel`` (this test is its supervisor), serving a bare app
+    in a thread: (server, thread)."""
+    import asyncio
+
+    import uvicorn
+
+    from moorage.uvicorn_edge import HandedConnectionsProtocol, HandedServer
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(app, http=HandedConnectionsProtocol, lifespan="off", log_config=None)
+    server = HandedServer(config, channel)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _hand(supervisor_end, port_connection) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    socket.send_fds(supervisor_end, [b"c"], [port_connection.fileno()])
+
+
+@pytest.mark.parametrize("supervisor_answers", [True, False])
+def test_handed_worker_side_of_the_hand_off(supervisor_answers):
+    """The worker side of the hand-off, with this test as its supervisor: READY once started;
+    a handed connection is served, and CLOSED told when it closes; a hand-off whose
+    descriptor the kernel dropped counts as closed at once; at shutdown STOPPING, and a
+    connection handed just before, whose request comes later, is still answered. A supervisor
+    that never ends the channel delays the shutdown by HANDED_DRAIN_SECONDS, no more."""
+    import socket
+
+    from moorage.uvicorn_edge import CLOSED, HANDED_DRAIN_SECONDS, READY, STOPPING
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours.settimeout(10)
+    listener = socket.create_server(("127.0.0.1", 0))
+    server, thread = _handed_worker(theirs)
+    try:
+        assert ours.recv(1) == READY
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        _hand(ours, accepted)
+        accepted.close()
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = _read_answer(client)
+        assert head.startswith(b"http/1.1 200 ") and body == b"ok"
+        client.close()
+        assert ours.recv(1) == CLOSED
+        ours.send(b"c")  # a hand-off whose descriptor was dropped
+        assert ours.recv(1) == CLOSED
+
+        late = socket.create_connection(listener.getsockname())  # handed, then the shutdown
+        accepted, _ = listener.accept()
+        _hand(ours, accepted)
+        accepted.close()
+        started = time.monotonic()
+        server.should_exit = True
+        assert ours.recv(1) == STOPPING
+        if supervisor_answers:
+            ours.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        late.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = _read_answer(late)
+        assert head.startswith(b"http/1.1 200 ") and body == b"ok"
+        late.close()
+        thread.join(10)
+        assert not thread.is_alive()
+        took = time.monotonic() - started
+        assert took >= HANDED_DRAIN_SECONDS if not supervisor_answers else took < HANDED_DRAIN_SECONDS
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        for sock in (ours, theirs, listener):
+            sock.close()
+
+
 def test_workers_exit_when_their_supervisor_dies(tmp_path, fresh_database_url):
     """A worker whose supervisor is gone (killed: its end of the channel closes) gets no more
     connections, so it shuts down instead of lingering with its database connections."""

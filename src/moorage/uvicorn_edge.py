@@ -193,24 +193,12 @@ FIRST_REQUEST_WAIT_SECONDS = 1.0
 # Set in a worker process that receives its connections from the supervisor (HandedServer):
 # called when one of them closes, so the supervisor can count each worker's connections.
 _connection_closed: Any = None
-# The worker's connections whose first request head has not arrived yet.
-_awaiting_first_request: set[HandedConnectionsProtocol] = set()
 
 
 class HandedConnectionsProtocol(BoundedHeadersProtocol):
-    """:class:`BoundedHeadersProtocol` that tells the supervisor when its connection closes,
-    and is known to its worker until its first request head has arrived."""
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        _awaiting_first_request.add(self)
-
-    def on_headers_complete(self) -> None:
-        _awaiting_first_request.discard(self)
-        super().on_headers_complete()
+    """:class:`BoundedHeadersProtocol` that tells the supervisor when its connection closes."""
 
     def connection_lost(self, exc: Exception | None) -> None:
-        _awaiting_first_request.discard(self)
         super().connection_lost(exc)
         if _connection_closed is not None:
             _connection_closed()
@@ -297,9 +285,14 @@ class HandedServer(uvicorn.Server):
                 log.warning("http.supervisor_did_not_answer_stopping")
                 loop.remove_reader(self.channel.fileno())
         deadline = loop.time() + FIRST_REQUEST_WAIT_SECONDS
-        while _awaiting_first_request and loop.time() < deadline:
+        while self._awaiting_first_request() and loop.time() < deadline:
             await asyncio.sleep(0.01)
         await super().shutdown(sockets=[])
+
+    def _awaiting_first_request(self) -> bool:
+        """Whether a connection has not sent its first request head yet (uvicorn's protocol
+        has no request cycle until then)."""
+        return any(connection.cycle is None for connection in self.server_state.connections)
 
 
 class HandedProcess(multiprocess.Process):
