@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 _DISCARD = bytearray(4 * 1024 * 1024)
 
 
+def _send_parts(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+    """Send ``parts`` in order, like ``sendall`` of their concatenation (``sendmsg``)."""
+    while parts:
+        sent = sock.sendmsg(parts)
+        while parts and sent >= len(parts[0]):
+            sent -= len(parts.pop(0))
+        if sent:
+            parts[0] = memoryview(parts[0])[sent:]
+
+
 @dataclass
 class Response:
     status: int
@@ -94,13 +104,8 @@ class Connection:
         if chunks is not None:
             sock.sendall(head)
             for chunk in chunks:
-                n = len(chunk)
-                if n > 256 * 1024:
-                    sock.sendall(b"%x\r\n" % n)
-                    sock.sendall(chunk)
-                    sock.sendall(b"\r\n")
-                elif n:
-                    sock.sendall(b"%x\r\n%b\r\n" % (n, chunk))
+                if len(chunk):  # size line, data and CRLF in one system call, without a copy
+                    _send_parts(sock, [b"%x\r\n" % len(chunk), memoryview(chunk), b"\r\n"])
             sock.sendall(b"0\r\n\r\n")
         elif body is not None and len(body) > 64 * 1024:
             sock.sendall(head)

@@ -91,14 +91,15 @@ def test_settings_validation(monkeypatch):
         Settings.from_environment()
 
 
-def test_default_workers_are_one_per_cpu(monkeypatch):
-    """Without MOORAGE_WORKERS a server runs one worker per CPU, at least 1, at most 64."""
-    assert [default_workers(cpus) for cpus in (1, 2, 8, 64, 80)] == [1, 2, 8, 64, 64]
+def test_default_workers_are_two_per_cpu(monkeypatch):
+    """Without MOORAGE_WORKERS a server runs two workers per CPU, at most 64 (2 when the CPU
+    count is unknown)."""
+    assert [default_workers(cpus) for cpus in (1, 2, 8, 32, 33, 80)] == [2, 4, 16, 64, 64, 64]
     monkeypatch.delenv("MOORAGE_WORKERS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
-    assert Settings.from_environment().workers == 3
+    assert Settings.from_environment().workers == 6
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert Settings.from_environment().workers == 1
+    assert Settings.from_environment().workers == 2
     monkeypatch.setenv("MOORAGE_WORKERS", "2")
     assert Settings.from_environment().workers == 2
 

@@ -17,7 +17,7 @@
 | gc_interval | | ``MOORAGE_GC_INTERVAL`` (seconds; 0 disables) | ``3600`` |
 | gc_grace | | ``MOORAGE_GC_GRACE`` (seconds) | ``86400`` |
 | test_clock | | ``MOORAGE_TEST_CLOCK`` (``1`` enables ``POST /_moorage/clock``) | off |
-| workers | ``--workers`` | ``MOORAGE_WORKERS`` | number of CPUs (:func:`default_workers`) |
+| workers | ``--workers`` | ``MOORAGE_WORKERS`` | twice the number of CPUs (:func:`default_workers`) |
 | asgi_server | | ``MOORAGE_ASGI_SERVER`` (``uvicorn``/``granian``) | ``uvicorn`` |
 | max_repositories | | ``MOORAGE_MAX_REPOSITORIES`` | ``100000`` (ECR's default quota) |
 | max_images_per_repository | | ``MOORAGE_MAX_IMAGES_PER_REPOSITORY`` | ``20000`` |
@@ -138,17 +138,18 @@ class Settings:
 
 
 def default_workers(cpus: int | None = None) -> int:
-    """Worker processes when none are configured: one per CPU (``os.cpu_count()``), at most
+    """Worker processes when none are configured: two per CPU (``os.cpu_count()``), at most
     64 (the setting's limit).
 
-    Measured on 2 CPUs (docs/performance.md): twice as many workers spread 8 connections
-    pushing small images better (a connection stays with the worker that accepted it, so one
-    worker per CPU can leave a core idle; 4 workers pushed 155–167 images/s where 2 pushed
-    114–139), but cost every small request more CPU in context switches: hot manifest and blob
-    requests on 16 connections fell from 5.1–5.2× Distribution's rate to 3.4–3.9×. Each worker
-    holds about 85 MiB of resident memory when idle.
+    A worker spends part of each push waiting (a blob's fsyncs, the SQLite writers' turn), and a
+    connection stays with the worker it was handed to, so with one worker per CPU concurrent
+    pushes leave CPU idle. Measured on 2 CPUs (docs/performance.md, "Small-image push"): 8
+    connections pushing small images kept the workers 1.4 cores busy with 2 workers (181–191
+    images/s) and 1.6 with 4 (216–224 images/s); hot manifest and blob requests on 16
+    connections cost 0.09–0.11 CPU-ms each with 4 workers against 0.07–0.09 with 2 (still 8×
+    Distribution's rate). Each worker holds about 85 MiB of resident memory when idle.
     """
-    return max(1, min(64, cpus if cpus is not None else (os.cpu_count() or 1)))
+    return max(1, min(64, 2 * (cpus if cpus is not None else (os.cpu_count() or 1))))
 
 
 def _int_env(name: str, default: int) -> int:
