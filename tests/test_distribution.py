@@ -620,7 +620,7 @@ def test_client_gone_mid_patch_leaves_the_upload_as_it_was(server, http, reposit
     location = http.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
     assert http.patch(location, content=first).status_code == 202
     sock = _start_raw_patch(server, http, location, 16 * 1024 * 1024)
-    for _ in range(5):  # 5 MiB of the announced 16: several 1 MiB buffers handed to writers
+    for _ in range(5):  # 5 MiB of the announced 16: several buffers handed to the writers
         sock.sendall(os.urandom(1024 * 1024))
     time.sleep(0.3)
     sock.close()

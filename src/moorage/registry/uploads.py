@@ -94,13 +94,28 @@ class Append:
         self.write_chunks([data])
 
     def write_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
-        """Append the chunks, in order, with one ``writev`` (at most ``MAX_WRITE_CHUNKS``
-        chunks per call): no copy into one buffer first."""
-        for chunk in chunks:
-            if self._hasher is not None:
+        """Append the chunks, in order: :meth:`hash_chunks`, then :meth:`store_chunks`."""
+        self.hash_chunks(chunks)
+        self.store_chunks(chunks)
+
+    def hash_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """Feed the chunks, in order, to the upload's running hash (nothing when the upload has
+        none in this process: its completion hashes the stored data).
+
+        The two halves of an append, this and :meth:`store_chunks`, may run at the same time
+        in two threads, each given the chunks in the order they arrived; the chunks must not
+        change meanwhile.
+        """
+        if self._hasher is not None:
+            for chunk in chunks:
                 self._hasher.update(chunk)
-            self.size_bytes += len(chunk)
+
+    def store_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """Write the chunks, in order, after what the upload holds, with one ``writev`` (at most
+        ``MAX_WRITE_CHUNKS`` chunks per call; no copy into one buffer first), and count them
+        in ``size_bytes``; the writeback of a large upload is started as it grows."""
         pending = [memoryview(chunk) for chunk in chunks if len(chunk)]
+        self.size_bytes += sum(len(chunk) for chunk in pending)
         while pending:
             written = os.writev(self._fd, pending[:MAX_WRITE_CHUNKS])
             while pending and written >= len(pending[0]):
