@@ -470,24 +470,27 @@ def test_a_new_blob_directory_is_made_durable_in_its_parent(tmp_path, monkeypatc
     services.close()
 
 
+@pytest.mark.parametrize("slow_half", ["store_chunks", "hash_chunks"])
 @pytest.mark.parametrize("parts", [[b"y" * 100], [b"y" * (1024 * 1024)] * 3],
                          ids=["last buffer in flight", "double-buffered write in flight"])
-def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, monkeypatch, parts):
-    """A request cancelled while a worker thread writes one of its buffers (the last one, or one
-    of the double-buffered ones) cuts the upload back only after that write ends: the upload is
-    as before the request, and no byte lands in a file that reuses the closed descriptor."""
+def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, monkeypatch, parts,
+                                                                     slow_half):
+    """A request cancelled while worker threads hash and write one of its buffers (the last one,
+    or one of the double-buffered ones; the write or the hash the slower) cuts the upload back
+    only after both end: the upload is as before the request, and no byte lands in a file that
+    reuses the closed descriptor."""
     import asyncio
 
     from moorage.distribution import routes
     from moorage.registry import uploads
 
-    real_write_chunks = uploads.Append.write_chunks
+    real_half = getattr(uploads.Append, slow_half)
 
-    def slow_write_chunks(self, chunks):  # type: ignore[no-untyped-def]
+    def slow(self, chunks):  # type: ignore[no-untyped-def]
         time.sleep(0.4)
-        return real_write_chunks(self, chunks)
+        return real_half(self, chunks)
 
-    monkeypatch.setattr(uploads.Append, "write_chunks", slow_write_chunks)
+    monkeypatch.setattr(uploads.Append, slow_half, slow)
 
     class Request:
         headers: dict[str, str] = {}
