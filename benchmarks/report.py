@@ -1,6 +1,6 @@
 """Markdown tables of one or more ``benchmarks.run --json`` results, side by side.
 
-    .venv/bin/python -m benchmarks.report RUN.json [RUN2.json …]
+    .venv/bin/python -m benchmarks.report RUN.json [RUN2.json …] [--names W,X,…]
 
 One row per scenario: Moorage's and the reference's median, the same-run ratio (median and
 min–max) and whether the goal was met, for each run; then the server CPU cost per run. Used to
@@ -29,9 +29,13 @@ def _ratio(row: dict) -> str:
     return f"{row['ratio']:.2f}× ({row['ratio_min']:.2f}–{row['ratio_max']:.2f})"
 
 
-def main(paths: list[str]) -> None:
+def main(paths: list[str], names: list[str] | None = None) -> None:
+    """Print the tables for the runs in ``paths``, labelled ``names`` (default A, B, …)."""
     runs = [json.load(open(path)) for path in paths]
-    names = [chr(ord("A") + index) for index in range(len(runs))]
+    if not names:
+        names = [chr(ord("A") + index) for index in range(len(runs))]
+    if len(names) != len(runs):
+        raise SystemExit(f"{len(names)} names for {len(runs)} runs")
     header = "| scenario | goal |" + "".join(
         f" run {n}: Moorage | reference | ratio (min–max) | met |" for n in names)
     print(header)
@@ -61,4 +65,10 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    arguments = sys.argv[1:]
+    labels = None
+    if "--names" in arguments:
+        at = arguments.index("--names")
+        labels = arguments[at + 1].split(",") if at + 1 < len(arguments) else []
+        del arguments[at:at + 2]
+    main(arguments, labels)
