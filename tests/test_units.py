@@ -200,3 +200,89 @@ def test_uvicorn_reads_a_megabyte_of_body_ahead():
         assert httptools_impl.HIGH_WATER_LIMIT == h11_impl.HIGH_WATER_LIMIT == BODY_BUFFER_BYTES
     finally:
         httptools_impl.HIGH_WATER_LIMIT = h11_impl.HIGH_WATER_LIMIT = 64 * 1024
+
+
+def test_request_body_pieces_reach_the_application_whole_and_uncopied():
+    """The edge keeps a request body's received pieces as they are (``BodyPieces``): driven
+    through uvicorn's own protocol with a chunked body arriving in several reads, the
+    application receives exactly the bytes sent; a lone piece is handed over as the very object
+    httptools made, several are joined once; reading pauses past the body buffer limit."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.protocols.http import httptools_impl
+    from uvicorn.server import ServerState
+
+    from moorage.uvicorn_edge import BodyPieces, BoundedHeadersProtocol
+
+    piece = b"p" * 1000
+    one = BodyPieces()
+    one.append(piece)
+    assert len(one) == 1000 and bytes(one) is piece
+    several = BodyPieces(bytearray(b"ab"))
+    several.append(b"cd")
+    several.append(b"")
+    assert len(several) == 4 and bytes(several) == b"abcd"
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written, self.paused, self.closed = bytearray(), 0, False
+
+        def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
+            return {"sockname": ("127.0.0.1", 5000), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+        def write(self, data) -> None:  # type: ignore[no-untyped-def]
+            self.written += data
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def pause_reading(self) -> None:
+            self.paused += 1
+
+        def resume_reading(self) -> None:
+            pass
+
+    frames = [os.urandom(size) for size in (70_000, 1, 65_536, 300_000)]
+    wire = (b"PATCH /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+            + b"".join(b"%x\r\n%b\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n")
+
+    async def drive() -> tuple[list[bytes], Transport]:
+        messages: list[bytes] = []
+        finished = asyncio.Event()
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.01)  # let several pieces gather first
+            while True:
+                message = await receive()
+                messages.append(message["body"])
+                if not message.get("more_body"):
+                    break
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            finished.set()
+
+        config = uvicorn.Config(app, http=BoundedHeadersProtocol, lifespan="off", log_config=None)
+        config.load()
+        protocol = BoundedHeadersProtocol(config=config, server_state=ServerState(), app_state={},
+                                          _loop=asyncio.get_running_loop())
+        transport = Transport()
+        protocol.connection_made(transport)
+        for start in range(0, len(wire), 100_000):  # arrives in several reads
+            protocol.data_received(wire[start:start + 100_000])
+        await asyncio.wait_for(finished.wait(), 5)
+        return messages, transport
+
+    limit = httptools_impl.HIGH_WATER_LIMIT
+    try:
+        httptools_impl.HIGH_WATER_LIMIT = 200_000
+        messages, transport = asyncio.run(drive())
+    finally:
+        httptools_impl.HIGH_WATER_LIMIT = limit
+    assert b"".join(messages) == b"".join(frames)
+    assert transport.paused >= 1  # more than 200,000 bytes waited for the application
+    assert transport.written.startswith(b"HTTP/1.1 204 ")

@@ -16,6 +16,9 @@ uvicorn fit a registry.
   even when the client asks to keep it (``Connection: keep-alive``, RFC 9112 Appendix C.2.2),
   as ApacheBench and older proxies do; Moorage keeps such a connection open when the answer's
   end is known without closing (a Content-Length, or no body), and says so in the answer.
+- :class:`BodyPieces`: uvicorn gathers a request body's pieces by copying each onto the end of
+  a ``bytearray`` and copies that again for the application; Moorage keeps the pieces and
+  joins them once (a lone piece is handed over as it is).
 - :func:`buffer_request_bodies`: uvicorn stops reading a connection once 64 KiB of a request
   body waits for the application; Moorage lets it read :data:`BODY_BUFFER_BYTES` ahead, so a
   large push arrives in pieces of up to about that size (fewer ``receive()`` calls per byte).
@@ -103,8 +106,20 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
         self._in_head, self._head_bytes = True, 0  # a last chunk's trailers may follow
 
     def on_body(self, body: bytes) -> None:
+        """uvicorn's ``on_body``, keeping the received pieces in a :class:`BodyPieces` instead
+        of copying each onto the end of one ``bytearray`` (which uvicorn then copies again
+        into the ``bytes`` it hands the application)."""
         self._in_head = False
-        super().on_body(body)
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        pieces = cycle.body
+        if type(pieces) is not BodyPieces:  # uvicorn's receive() starts a bytearray each time
+            cycle.body = pieces = BodyPieces(pieces)
+        pieces.append(body)
+        if len(pieces) > httptools_impl.HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -136,6 +151,35 @@ class BoundedHeadersProtocol(httptools_impl.HttpToolsProtocol):
         self.transport.write_eof()
         self.transport.resume_reading()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class BodyPieces:
+    """The pieces of a request body received since the application last asked for some, in
+    the place of uvicorn's ``bytearray``: uvicorn hands the application ``bytes(pieces)``, which
+    is the one piece itself when there is one (no copy) and one joined copy otherwise.
+
+    Only what uvicorn's ``receive`` and ``on_body`` do with the buffer is supported: ``len``
+    and ``bytes``. Streamed pushes of 128 MiB: 6–9 % faster and 0.08 CPU-s/GB cheaper than
+    with uvicorn's buffer, in same-machine A/B runs (docs/performance.md, "Large pushes").
+    """
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self, start: bytes | bytearray = b"") -> None:
+        self.pieces: list[bytes] = [bytes(start)] if start else []
+        self.size = len(start)
+
+    def append(self, piece: bytes) -> None:
+        self.pieces.append(piece)
+        self.size += len(piece)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        if len(self.pieces) == 1:
+            return self.pieces[0]
+        return b"".join(self.pieces)
 
 
 class PersistentHttp10Cycle(httptools_impl.RequestResponseCycle):
