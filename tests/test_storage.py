@@ -476,19 +476,23 @@ def test_a_new_blob_directory_is_made_durable_in_its_parent(tmp_path, monkeypatc
 def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, monkeypatch, parts,
                                                                      slow_half):
     """A request cancelled while worker threads hash and write one of its buffers (the last one,
-    or one of the double-buffered ones; the write or the hash the slower) cuts the upload back
-    only after both end: the upload is as before the request, and no byte lands in a file that
-    reuses the closed descriptor."""
+    or one of the double-buffered ones; the write or the hash the slower) ends only after both
+    have: the upload is then as before the request, and no byte lands in a file that reuses the
+    closed descriptor."""
     import asyncio
 
     from moorage.distribution import routes
     from moorage.registry import uploads
 
     real_half = getattr(uploads.Append, slow_half)
+    ended: list[float] = []
 
     def slow(self, chunks):  # type: ignore[no-untyped-def]
         time.sleep(0.4)
-        return real_half(self, chunks)
+        try:
+            return real_half(self, chunks)
+        finally:
+            ended.append(time.monotonic())
 
     monkeypatch.setattr(uploads.Append, slow_half, slow)
 
@@ -515,11 +519,13 @@ def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, m
         append.write(b"x" * 3000)
 
     async def cancel_midway() -> int:
+        ended.clear()  # the setup's write above went through the slow half too
         task = asyncio.ensure_future(routes._receive(Call(services), upload_id, None))
         await asyncio.sleep(0.15)  # a write is under way in a worker thread
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert ended  # the slow half ended before the request did
         fd = os.open(tmp_path / "victim", os.O_RDWR | os.O_CREAT)  # may reuse the closed number
         await asyncio.sleep(0.6)
         os.close(fd)

@@ -92,10 +92,18 @@ def test_settings_validation(monkeypatch):
 
 
 def test_default_workers_are_two_per_cpu(monkeypatch):
-    """Without MOORAGE_WORKERS a server runs two workers per CPU, at most 64 (2 when the CPU
-    count is unknown)."""
+    """Without MOORAGE_WORKERS a server runs two workers per CPU it may run on (its affinity,
+    else the CPU count), at most 64 (2 when the CPU count is unknown)."""
     assert [default_workers(cpus) for cpus in (1, 2, 8, 32, 33, 80)] == [2, 4, 16, 64, 64, 64]
     monkeypatch.delenv("MOORAGE_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 32)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert Settings.from_environment().workers == 6  # a cpuset of 3 on a 32-CPU host
+
+    def no_affinity(pid):  # type: ignore[no-untyped-def]
+        raise OSError("not supported")
+
+    monkeypatch.setattr(os, "sched_getaffinity", no_affinity, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     assert Settings.from_environment().workers == 6
     monkeypatch.setattr(os, "cpu_count", lambda: None)
@@ -203,31 +211,40 @@ def test_uvicorn_reads_a_megabyte_of_body_ahead():
 
 
 def test_request_body_pieces_reach_the_application_whole_and_uncopied():
-    """The edge keeps a request body's received pieces as they are (``BodyPieces``): driven
-    through uvicorn's own protocol with a chunked body arriving in several reads, the
-    application receives exactly the bytes sent; a lone piece is handed over as the very object
-    httptools made, several are joined once; reading pauses past the body buffer limit."""
+    """The edge keeps a request body's received pieces as they are (``BodyPieces``): a lone
+    large piece is handed over as the very object httptools made, several are joined once, and
+    small pieces gather in one buffer (a body of tiny chunks holds a few objects, not one per
+    chunk). Driven through uvicorn's own protocol with a chunked body arriving in many reads,
+    some while the application waits and some while it is busy (reading then pauses past the
+    body buffer limit and resumes), the application receives exactly the bytes sent."""
     import asyncio
 
     import uvicorn
     from uvicorn.protocols.http import httptools_impl
     from uvicorn.server import ServerState
 
-    from moorage.uvicorn_edge import BodyPieces, BoundedHeadersProtocol
+    from moorage.uvicorn_edge import SMALL_PIECE_BYTES, BodyPieces, BoundedHeadersProtocol
 
-    piece = b"p" * 1000
+    piece = b"p" * SMALL_PIECE_BYTES
     one = BodyPieces()
     one.append(piece)
-    assert len(one) == 1000 and bytes(one) is piece
+    assert len(one) == SMALL_PIECE_BYTES and bytes(one) is piece
+    one.append(piece.upper())
+    assert len(one) == 2 * SMALL_PIECE_BYTES and bytes(one) == piece + piece.upper()
     several = BodyPieces(bytearray(b"ab"))
-    several.append(b"cd")
-    several.append(b"")
-    assert len(several) == 4 and bytes(several) == b"abcd"
+    for part in (b"cd", b"", piece, b"ef", b"gh"):
+        several.append(part)
+    assert len(several) == 8 + SMALL_PIECE_BYTES and bytes(several) == b"abcd" + piece + b"efgh"
+    assert len(several.pieces) == 3  # "abcd", the large piece, "efgh"
+    tiny = BodyPieces()
+    for _ in range(100_000):
+        tiny.append(b"x")
+    assert len(tiny) == 100_000 and len(tiny.pieces) == 1 and bytes(tiny) == b"x" * 100_000
 
     class Transport(asyncio.Transport):
         def __init__(self) -> None:
             super().__init__()
-            self.written, self.paused, self.closed = bytearray(), 0, False
+            self.written, self.paused, self.resumed, self.closed = bytearray(), 0, 0, False
 
         def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
             return {"sockname": ("127.0.0.1", 5000), "peername": ("127.0.0.1", 40000)}.get(name, default)
@@ -245,21 +262,24 @@ def test_request_body_pieces_reach_the_application_whole_and_uncopied():
             self.paused += 1
 
         def resume_reading(self) -> None:
-            pass
+            self.resumed += 1
 
-    frames = [os.urandom(size) for size in (70_000, 1, 65_536, 300_000)]
+    frames = [os.urandom(size) for size in (70_000, 1, 65_536, 300_000, 5, 7, 90_000)]
     wire = (b"PATCH /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
             + b"".join(b"%x\r\n%b\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n")
+    reads = [wire[start:start + 60_000] for start in range(0, len(wire), 60_000)]
 
     async def drive() -> tuple[list[bytes], Transport]:
         messages: list[bytes] = []
         finished = asyncio.Event()
+        busy = asyncio.Event()
 
         async def app(scope, receive, send):  # type: ignore[no-untyped-def]
-            await asyncio.sleep(0.01)  # let several pieces gather first
             while True:
                 message = await receive()
                 messages.append(message["body"])
+                if len(messages) == 2:
+                    await busy.wait()  # pieces gather meanwhile, past the buffer limit
                 if not message.get("more_body"):
                     break
             await send({"type": "http.response.start", "status": 204, "headers": []})
@@ -272,8 +292,12 @@ def test_request_body_pieces_reach_the_application_whole_and_uncopied():
                                           _loop=asyncio.get_running_loop())
         transport = Transport()
         protocol.connection_made(transport)
-        for start in range(0, len(wire), 100_000):  # arrives in several reads
-            protocol.data_received(wire[start:start + 100_000])
+        for number, read in enumerate(reads):
+            protocol.data_received(read)
+            if number == 6:
+                busy.set()
+            if number < 3 or number >= 6:
+                await asyncio.sleep(0.005)  # the application takes what has arrived
         await asyncio.wait_for(finished.wait(), 5)
         return messages, transport
 
@@ -284,5 +308,7 @@ def test_request_body_pieces_reach_the_application_whole_and_uncopied():
     finally:
         httptools_impl.HIGH_WATER_LIMIT = limit
     assert b"".join(messages) == b"".join(frames)
-    assert transport.paused >= 1  # more than 200,000 bytes waited for the application
+    assert len(messages) >= 4  # the body came in several messages
+    assert max(map(len, messages)) > 200_000  # some gathered while the application was busy
+    assert transport.paused >= 1 and transport.resumed >= 1
     assert transport.written.startswith(b"HTTP/1.1 204 ")

@@ -17,7 +17,7 @@
 | gc_interval | | ``MOORAGE_GC_INTERVAL`` (seconds; 0 disables) | ``3600`` |
 | gc_grace | | ``MOORAGE_GC_GRACE`` (seconds) | ``86400`` |
 | test_clock | | ``MOORAGE_TEST_CLOCK`` (``1`` enables ``POST /_moorage/clock``) | off |
-| workers | ``--workers`` | ``MOORAGE_WORKERS`` | twice the number of CPUs (:func:`default_workers`) |
+| workers | ``--workers`` | ``MOORAGE_WORKERS`` | twice the number of usable CPUs (:func:`default_workers`) |
 | asgi_server | | ``MOORAGE_ASGI_SERVER`` (``uvicorn``/``granian``) | ``uvicorn`` |
 | max_repositories | | ``MOORAGE_MAX_REPOSITORIES`` | ``100000`` (ECR's default quota) |
 | max_images_per_repository | | ``MOORAGE_MAX_IMAGES_PER_REPOSITORY`` | ``20000`` |
@@ -138,8 +138,10 @@ class Settings:
 
 
 def default_workers(cpus: int | None = None) -> int:
-    """Worker processes when none are configured: two per CPU (``os.cpu_count()``), at most
-    64 (the setting's limit).
+    """Worker processes when none are configured: two per CPU this process may run on (its
+    CPU affinity where the system has one, as under ``taskset`` or a container's cpuset;
+    otherwise ``os.cpu_count()``), at most 64 (the setting's limit). A container's CPU quota
+    (``cpu.max``) is not read: give such a server ``--workers``.
 
     A worker spends part of each push waiting (a blob's fsyncs, the SQLite writers' turn), and a
     connection stays with the worker it was handed to, so with one worker per CPU concurrent
@@ -149,7 +151,12 @@ def default_workers(cpus: int | None = None) -> int:
     connections cost 0.09–0.11 CPU-ms each with 4 workers against 0.07–0.09 with 2 (still 8×
     Distribution's rate). Each worker holds about 85 MiB of resident memory when idle.
     """
-    return max(1, min(64, 2 * (cpus if cpus is not None else (os.cpu_count() or 1))))
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # no affinity on this system
+            cpus = os.cpu_count() or 1
+    return max(1, min(64, 2 * cpus))
 
 
 def _int_env(name: str, default: int) -> int:

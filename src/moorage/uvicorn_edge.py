@@ -47,6 +47,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 # Distribution serves with.
 MAX_HEAD_BYTES = 1024 * 1024
 BODY_BUFFER_BYTES = 1024 * 1024
+# Request body pieces shorter than this are gathered in one buffer (BodyPieces), in bytes.
+SMALL_PIECE_BYTES = 16 * 1024
 # How long a refused connection is read (and what arrives dropped) before it is closed, seconds.
 LINGER_SECONDS = 5
 # How long an idle client connection stays open (seconds): longer than an AWS load balancer's
@@ -158,26 +160,40 @@ class BodyPieces:
     the place of uvicorn's ``bytearray``: uvicorn hands the application ``bytes(pieces)``, which
     is the one piece itself when there is one (no copy) and one joined copy otherwise.
 
+    Pieces shorter than :data:`SMALL_PIECE_BYTES` are copied onto a ``bytearray`` at the end,
+    as uvicorn does with every piece, so a body sent in tiny chunks costs its bytes in memory,
+    not an object per chunk (at most two objects per :data:`SMALL_PIECE_BYTES` held).
+
     Only what uvicorn's ``receive`` and ``on_body`` do with the buffer is supported: ``len``
     and ``bytes``. Streamed pushes of 128 MiB: 6–9 % faster and 0.08 CPU-s/GB cheaper than
     with uvicorn's buffer, in same-machine A/B runs (docs/performance.md, "Large pushes").
     """
 
-    __slots__ = ("pieces", "size")
+    __slots__ = ("pieces", "size", "_tail")
 
     def __init__(self, start: bytes | bytearray = b"") -> None:
-        self.pieces: list[bytes] = [bytes(start)] if start else []
-        self.size = len(start)
+        self.pieces: list[bytes | bytearray] = []
+        self.size = 0
+        self._tail: bytearray | None = None  # the last piece, when small pieces gather there
+        if start:
+            self.append(bytes(start))
 
     def append(self, piece: bytes) -> None:
-        self.pieces.append(piece)
+        if len(piece) < SMALL_PIECE_BYTES:
+            if self._tail is None:
+                self._tail = bytearray()
+                self.pieces.append(self._tail)
+            self._tail += piece
+        else:
+            self.pieces.append(piece)
+            self._tail = None
         self.size += len(piece)
 
     def __len__(self) -> int:
         return self.size
 
     def __bytes__(self) -> bytes:
-        if len(self.pieces) == 1:
+        if len(self.pieces) == 1 and type(self.pieces[0]) is bytes:
             return self.pieces[0]
         return b"".join(self.pieces)
 
