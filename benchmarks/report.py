@@ -9,8 +9,8 @@ write ``docs/performance.md``.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 
 def _number(value: float | None) -> str:
@@ -65,10 +65,9 @@ def main(paths: list[str], names: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    labels = None
-    if "--names" in arguments:
-        at = arguments.index("--names")
-        labels = arguments[at + 1].split(",") if at + 1 < len(arguments) else []
-        del arguments[at:at + 2]
-    main(arguments, labels)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="JSON files written by benchmarks.run --json")
+    parser.add_argument("--names", type=lambda text: text.split(","), default=None,
+                        help="comma-separated labels of the runs (default A, B, …)")
+    arguments = parser.parse_args()
+    main(arguments.runs, arguments.names)

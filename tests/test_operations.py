@@ -612,7 +612,9 @@ def _handed_worker(channel):  # type: ignore[no-untyped-def]
 def _hand(supervisor_end, port_connection) -> None:  # type: ignore[no-untyped-def]
     import socket
 
-    socket.send_fds(supervisor_end, [b"c"], [port_connection.fileno()])
+    from moorage.uvicorn_edge import HANDED
+
+    socket.send_fds(supervisor_end, [HANDED], [port_connection.fileno()])
 
 
 @pytest.mark.parametrize("supervisor_answers", [True, False])
@@ -624,7 +626,7 @@ def test_handed_worker_side_of_the_hand_off(supervisor_answers):
     that never ends the channel delays the shutdown by HANDED_DRAIN_SECONDS, no more."""
     import socket
 
-    from moorage.uvicorn_edge import CLOSED, HANDED_DRAIN_SECONDS, READY, STOPPING
+    from moorage.uvicorn_edge import CLOSED, HANDED, HANDED_DRAIN_SECONDS, READY, STOPPING
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.settimeout(10)
@@ -641,7 +643,7 @@ def test_handed_worker_side_of_the_hand_off(supervisor_answers):
         assert head.startswith(b"http/1.1 200 ") and body == b"ok"
         client.close()
         assert ours.recv(1) == CLOSED
-        ours.send(b"c")  # a hand-off whose descriptor was dropped
+        ours.send(HANDED)  # a hand-off whose descriptor was dropped
         assert ours.recv(1) == CLOSED
 
         late = socket.create_connection(listener.getsockname())  # handed, then the shutdown

@@ -470,6 +470,71 @@ def test_a_new_blob_directory_is_made_durable_in_its_parent(tmp_path, monkeypatc
     services.close()
 
 
+class _FakeRequest:
+    """The part of a Starlette request ``routes._receive`` reads: no headers, a body in parts."""
+
+    headers: dict[str, str] = {}
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    async def stream(self):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        for part in self.parts:
+            yield part
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+
+class _FakeCall:
+    """The part of a route's call ``routes._receive`` reads."""
+
+    def __init__(self, services, name: str, parts: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+        self.services, self.request, self.name = services, _FakeRequest(parts), name
+
+    def upload_headers(self, *_):  # type: ignore[no-untyped-def]
+        return {}
+
+
+def test_upload_continued_without_its_running_hash_is_hashed_from_disk(tmp_path, monkeypatch):
+    """A PATCH to an upload whose running hash is not in this process (its earlier chunk went
+    to another worker) only writes its buffers: no hashing work is started for them, and the
+    completion hashes the stored bytes, so the right digest is accepted and a wrong one
+    refused."""
+    import asyncio
+
+    from moorage.distribution import routes
+    from moorage.registry import uploads
+
+    hashed: list[int] = []
+    real_hash_chunks = uploads.Append.hash_chunks
+    monkeypatch.setattr(uploads.Append, "hash_chunks",
+                        lambda self, chunks: (hashed.append(len(chunks)), real_hash_chunks(self, chunks)))
+    services = build_services(Settings(data_dir=tmp_path / "data", account_id="123456789012"))
+    services.repositories.create("elsewhere", RepositorySettings())
+    first, rest = os.urandom(3000), [os.urandom(300_000), os.urandom(70_000)]
+    content = first + b"".join(rest)
+
+    def upload_continued_elsewhere() -> str:
+        upload_id = services.uploads.start("elsewhere")
+        with services.uploads.append("elsewhere", upload_id, 0) as append:
+            append.write(first)
+        services.uploads._hashes.clear()  # as in another worker process
+        hashed.clear()
+        size = asyncio.run(routes._receive(_FakeCall(services, "elsewhere", rest), upload_id, None))
+        assert size == len(content) and hashed == []  # only written
+        return upload_id
+
+    with pytest.raises(errors.DigestMismatch):
+        services.uploads.complete("elsewhere", upload_continued_elsewhere(),
+                                  "sha256:" + hashlib.sha256(b"other").hexdigest())
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    assert services.uploads.complete("elsewhere", upload_continued_elsewhere(), digest) == (
+        len(content), True)
+    services.close()
+
+
 @pytest.mark.parametrize("slow_half", ["store_chunks", "hash_chunks"])
 @pytest.mark.parametrize("parts", [[b"y" * 100], [b"y" * (1024 * 1024)] * 3],
                          ids=["last buffer in flight", "double-buffered write in flight"])
@@ -496,22 +561,6 @@ def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, m
 
     monkeypatch.setattr(uploads.Append, slow_half, slow)
 
-    class Request:
-        headers: dict[str, str] = {}
-
-        async def stream(self):  # type: ignore[no-untyped-def]
-            for part in parts:
-                yield part
-                await asyncio.sleep(0)
-            await asyncio.sleep(0)
-
-    class Call:
-        def __init__(self, services) -> None:  # type: ignore[no-untyped-def]
-            self.services, self.request, self.name = services, Request(), "cancel"
-
-        def upload_headers(self, *_):  # type: ignore[no-untyped-def]
-            return {}
-
     services = build_services(Settings(data_dir=tmp_path / "data", account_id="123456789012"))
     services.repositories.create("cancel", RepositorySettings())
     upload_id = services.uploads.start("cancel")
@@ -520,7 +569,8 @@ def test_cancelled_upload_request_waits_for_its_write_before_closing(tmp_path, m
 
     async def cancel_midway() -> int:
         ended.clear()  # the setup's write above went through the slow half too
-        task = asyncio.ensure_future(routes._receive(Call(services), upload_id, None))
+        task = asyncio.ensure_future(routes._receive(_FakeCall(services, "cancel", parts),
+                                                     upload_id, None))
         await asyncio.sleep(0.15)  # a write is under way in a worker thread
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -237,6 +237,8 @@ def _http10_asks_to_keep_alive(headers: list[tuple[bytes, bytes]]) -> bool:
     return b"keep-alive" in options and b"close" not in options
 
 
+# What the supervisor sends a worker with each connection's descriptor, one byte.
+HANDED = b"c"
 # What a worker tells its supervisor over its channel, one byte each.
 READY = b"r"  # started (lifespan done): hand me connections
 CLOSED = b"."  # one connection handed to me has closed
@@ -310,7 +312,7 @@ class HandedServer(uvicorn.Server):
             assert self._channel_ended is not None
             self._channel_ended.set()
             return
-        for _lost in range(data.count(b"c") - len(fds)):  # descriptors the kernel dropped
+        for _lost in range(data.count(HANDED) - len(fds)):  # descriptors the kernel dropped
             log.warning("http.handed_connection_lost", reason="no descriptor left")
             self._tell(CLOSED)
         for fd in fds:  # served even once shutting down: the shutdown waits for their requests
@@ -493,7 +495,7 @@ class Supervisor(Multiprocess):
         with connection:
             for channel in candidates:
                 try:
-                    socket.send_fds(channel, [b"c"], [connection.fileno()])
+                    socket.send_fds(channel, [HANDED], [connection.fileno()])
                 except BlockingIOError:  # that worker's channel is full: try the next
                     continue
                 except OSError as error:

@@ -413,15 +413,16 @@ async def _receive(call: Call, upload_id: str, start: int | None, completing: bo
             headers=call.upload_headers(upload_id, error.size_bytes),
         ) from None
     append.record_progress = not completing
-    # One buffer in flight: while the next one arrives, one worker thread hashes it and another
-    # writes it (at most two buffers of FLUSH_BYTES held).
+    # One buffer in flight: while the next one arrives, one worker thread hashes it (when the
+    # upload has a running hash here) and another writes it (at most two buffers of FLUSH_BYTES
+    # held).
+    halves = ([append.hash_chunks] if append.hashing else []) + [append.store_chunks]
     in_flight: list[Future[None]] = []
     try:
         async for buffer in _buffers(request):
             for work in in_flight:
                 await asyncio.wrap_future(work)
-            in_flight = [start_in_thread(append.hash_chunks, buffer),
-                         start_in_thread(append.store_chunks, buffer)]
+            in_flight = [start_in_thread(half, buffer) for half in halves]
         for work in in_flight:
             await asyncio.wrap_future(work)
         in_flight = []

@@ -98,6 +98,12 @@ class Append:
         self.hash_chunks(chunks)
         self.store_chunks(chunks)
 
+    @property
+    def hashing(self) -> bool:
+        """Whether this append feeds a running hash (False when the upload's hash is not in this
+        process, as after an append elsewhere: its completion hashes the stored data)."""
+        return self._hasher is not None
+
     def hash_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
         """Feed the chunks, in order, to the upload's running hash (nothing when the upload has
         none in this process: its completion hashes the stored data).
