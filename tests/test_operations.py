@@ -455,9 +455,15 @@ def _client_ports_per_worker(server) -> dict[int, set[int]]:  # type: ignore[no-
     held = {}
     for pid in _workers(server):
         try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # the worker is gone
             continue
+        links = []
+        for fd in descriptors:
+            try:
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:  # closed since the listing (a connection closing): not held
+                pass
         inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
         held[pid] = {client_port_of[inode] for inode in inodes if inode in client_port_of}
     return held
